@@ -1,0 +1,846 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP/1.1 server connections. States: HEAD (waiting for a request head), ACTIVE (an exchange
+ * is with the engine), DISCARD (skipping an unread request body before the next request),
+ * LINGER (response sent, write side shut, draining input before close). Responses go out in
+ * request order because a new head is parsed only once the previous exchange ended. */
+#include "http1/http1.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/arena.h"
+#include "core/assert.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/time.h"
+#include "net/net.h"
+
+#define H1_CONN_MAGIC 0x48314331u
+#define H1_LINGER_MS 2000
+#define H1_MAX_IOV 64
+
+enum h1_state { H1_HEAD = 0, H1_ACTIVE, H1_DISCARD, H1_LINGER };
+
+struct h1_exchange {
+    cn_arena_t *arena;
+    cn_http_req_t *req;
+    bool head_request;
+    /* request body */
+    int64_t body_left; /* Content-Length bytes still unread, or -1 with chunked */
+    cn_h1_chunked_t chunked;
+    bool body_chunked;
+    bool body_done;
+    bool body_wanted;    /* the engine is waiting for on_body */
+    size_t body_consume; /* bytes of rbuf handed out in the last on_body */
+    uint64_t body_total;
+    bool sent_continue;
+    /* response */
+    bool head_sent;
+    bool resp_chunked;
+    bool resp_no_body;
+    bool resp_done;
+    bool writing;
+    bool write_eos;
+    char chunk_line[24];
+    cairn_iov_t wiov[H1_MAX_IOV + 4];
+};
+
+struct cn_h1_conn {
+    uint32_t magic;
+    uint8_t state;
+    uint8_t keep_alive : 1; /* may serve another request */
+    uint8_t head_timer : 1; /* header timeout armed for the current head */
+    uint8_t closing : 1;
+    uint8_t is_unix : 1;
+    cn_sock_t sock;
+    uv_timer_t timer;
+    cn_h1_server_t *srv;
+    cn_h1_conn_t *prev, *next;
+    const char *listener;
+    struct h1_exchange *ex; /* only while ACTIVE; in the request arena */
+    cn_http_ds_t *ds;       /* in the request arena */
+    uv_shutdown_t *shut;
+    uint64_t id;
+    int64_t discard_left;
+    cn_h1_chunked_t discard_chunked;
+    bool discard_is_chunked;
+};
+
+static void conn_process(cn_h1_conn_t *c);
+static void conn_close(cn_h1_conn_t *c, bool reset);
+static void dispatch_error(cn_h1_conn_t *c, unsigned status, const char *why);
+static void discard_body(cn_h1_conn_t *c);
+static void on_write(cn_sock_t *s, cairn_err_t status);
+static void ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, size_t n,
+                    bool eos);
+static void ds_read_body(cn_http_ds_t *ds);
+static void ds_abort(cn_http_ds_t *ds);
+
+static const cn_http_ds_ops_t h1_ds_ops = {
+    .send = ds_send,
+    .read_body = ds_read_body,
+    .abort = ds_abort,
+};
+
+/* ---- date ------------------------------------------------------------------------------ */
+
+const char *
+cn_h1_date_now(void)
+{
+    static _Thread_local time_t last;
+    static _Thread_local char date[30];
+    time_t now = time(NULL);
+    if (now != last) {
+        cn_time_http_date(now, date);
+        last = now;
+    }
+    return date;
+}
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+static void
+on_timeout(uv_timer_t *t)
+{
+    cn_h1_conn_t *c = t->data;
+    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
+    switch (c->state) {
+    case H1_HEAD:
+        if (c->sock.rbuf.len == 0 && !c->head_timer) {
+            CN_LOG_DEBUG(c->id, "keep-alive timeout, closing connection");
+            conn_close(c, false);
+            return;
+        }
+        /* Slowloris: a head that never completes gets 408 (through the engine, so it is logged). */
+        CN_LOG_DEBUG(c->id, "request header timeout");
+        break;
+    case H1_ACTIVE:
+        if (c->ex != NULL && c->ex->body_wanted) {
+            CN_LOG_DEBUG(c->id, "request body timeout");
+            c->ex->body_wanted = false;
+            c->keep_alive = 0;
+            c->srv->handler->on_body(c->ds->session, cn_iov(NULL, 0), false, CAIRN_ETIMEDOUT);
+            return;
+        }
+        CN_LOG_DEBUG(c->id, "send timeout, closing connection");
+        conn_close(c, true);
+        return;
+    case H1_DISCARD:
+    case H1_LINGER:
+    default:
+        conn_close(c, false);
+        return;
+    }
+    /* Header timeout: answer 408 through the engine. */
+    c->state = H1_ACTIVE;
+    c->keep_alive = 0;
+    cn_sock_read_stop(&c->sock);
+    cn_buf_consume(&c->sock.rbuf, c->sock.rbuf.len);
+    dispatch_error(c, 408, "request header timeout");
+}
+
+static void
+timer_arm(cn_h1_conn_t *c, uint64_t ms)
+{
+    if (ms == 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* ---- connection lifetime --------------------------------------------------------------- */
+
+static void
+on_timer_closed(uv_handle_t *h)
+{
+    cn_h1_conn_t *c = h->data;
+    cn_h1_server_t *srv = c->srv;
+    c->magic = 0;
+    cn_free(c->shut);
+    cn_free(c);
+    if (srv->draining && srv->n_conns == 0 && srv->on_idle != NULL)
+        srv->on_idle(srv);
+}
+
+/* The timer handle is closed last and its callback frees the connection. */
+static void
+on_sock_closed(cn_sock_t *s)
+{
+    cn_h1_conn_t *c = s->data;
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+static void
+release_exchange(cn_h1_conn_t *c, bool gone)
+{
+    if (c->ex == NULL)
+        return;
+    cn_http_ds_t *ds = c->ds;
+    c->ex = NULL;
+    c->ds = NULL;
+    c->srv->n_active--;
+    if (gone && ds->session != NULL) {
+        void *session = ds->session;
+        ds->session = NULL;
+        c->srv->handler->on_gone(session);
+    }
+}
+
+static void
+conn_close(cn_h1_conn_t *c, bool reset)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    release_exchange(c, true);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->srv->n_conns--;
+    uv_timer_stop(&c->timer);
+    /* The socket closes first, then the timer; the timer's close callback frees @c. */
+    cn_sock_close(&c->sock, reset);
+}
+
+static void
+on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    (void)req;
+}
+
+/* After a final response with "Connection: close": send FIN, keep reading (and dropping)
+ * what the client still sends for a short time so our close does not turn into an RST that
+ * could destroy the response in the client's receive buffer (nginx's lingering close). */
+static void
+conn_linger(cn_h1_conn_t *c)
+{
+    c->state = H1_LINGER;
+    cn_buf_consume(&c->sock.rbuf, c->sock.rbuf.len);
+    if (c->shut == NULL)
+        c->shut = cn_xcalloc(1, sizeof(*c->shut));
+    if (uv_shutdown(c->shut, &c->sock.u.stream, on_shutdown) != 0) {
+        conn_close(c, false);
+        return;
+    }
+    timer_arm(c, H1_LINGER_MS);
+    cn_sock_read_start(&c->sock);
+}
+
+/* ---- reading --------------------------------------------------------------------------- */
+
+static void
+on_read(cn_sock_t *s, cairn_err_t status)
+{
+    cn_h1_conn_t *c = s->data;
+    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
+    if (status != CAIRN_OK) {
+        if (c->state == H1_ACTIVE && c->ex != NULL)
+            CN_LOG_DEBUG(c->id, "client closed the connection during the exchange");
+        conn_close(c, false);
+        return;
+    }
+    if (c->state == H1_LINGER) {
+        cn_buf_consume(&s->rbuf, s->rbuf.len);
+        return;
+    }
+    conn_process(c);
+}
+
+static void
+start_head(cn_h1_conn_t *c)
+{
+    c->state = H1_HEAD;
+    c->head_timer = 0;
+    if (c->srv->draining) {
+        conn_close(c, false);
+        return;
+    }
+    if (c->sock.rbuf.len == 0) {
+        timer_arm(c, c->srv->settings->keepalive_timeout_ms);
+    } else {
+        c->head_timer = 1;
+        timer_arm(c, c->srv->settings->header_timeout_ms);
+    }
+    c->sock.rbuf_limit = c->srv->settings->limits.max_head + 1;
+    cn_sock_read_start(&c->sock);
+}
+
+void
+cn_h1_server_init(cn_h1_server_t *srv, uv_loop_t *loop, const cn_h1_settings_t *settings,
+                  const cn_http_handler_t *handler, void *ctx)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->settings = settings;
+    srv->handler = handler;
+    srv->handler_ctx = ctx;
+}
+
+void
+cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, const char *name)
+{
+    cn_h1_conn_t *c = cn_xcalloc(1, sizeof(*c));
+    c->magic = H1_CONN_MAGIC;
+    c->srv = srv;
+    c->listener = name;
+    c->sock.data = c;
+    c->sock.on_read = on_read;
+    c->sock.on_write = on_write;
+    c->sock.on_close = on_sock_closed;
+    uv_timer_init(srv->loop, &c->timer);
+    c->timer.data = c;
+    if (cn_sock_accept(listener, &c->sock, is_unix) != CAIRN_OK) {
+        c->closing = 1;
+        cn_sock_close(&c->sock, false);
+        return;
+    }
+    c->is_unix = is_unix;
+    cn_sock_tune(&c->sock);
+    c->id = srv->next_id ? srv->next_id() : 0;
+    c->keep_alive = 1;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    /* The first head of a connection gets the header timeout, not the idle one. */
+    c->state = H1_HEAD;
+    c->head_timer = 1;
+    timer_arm(c, srv->settings->header_timeout_ms);
+    c->sock.rbuf_limit = srv->settings->limits.max_head + 1;
+    cn_sock_read_start(&c->sock);
+}
+
+/* ---- dispatching requests to the engine ------------------------------------------------ */
+
+static cn_http_ds_t *
+new_exchange(cn_h1_conn_t *c, cn_arena_t **arena_out)
+{
+    cn_arena_t *arena = cn_xmalloc(sizeof(*arena));
+    cn_arena_init(arena, c->srv->settings->request_memory);
+    struct h1_exchange *ex = cn_arena_xalloc(arena, sizeof(*ex));
+    memset(ex, 0, sizeof(*ex));
+    ex->arena = arena;
+    cn_http_ds_t *ds = cn_arena_xalloc(arena, sizeof(*ds));
+    memset(ds, 0, sizeof(*ds));
+    ds->ops = &h1_ds_ops;
+    ds->driver = c;
+    ds->conn_id = c->id;
+    ds->listener = c->listener;
+    struct sockaddr_storage *ss = cn_arena_xalloc(arena, sizeof(*ss));
+    cn_sock_peer(&c->sock, ds->client, sizeof(ds->client), ss);
+    ds->client_addr = ss;
+    c->ex = ex;
+    c->ds = ds;
+    c->srv->n_active++;
+    *arena_out = arena;
+    return ds;
+}
+
+static void
+dispatch(cn_h1_conn_t *c, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
+{
+    c->ex->req = req;
+    c->state = H1_ACTIVE;
+    timer_arm(c, 0);
+    void *session = c->srv->handler->on_request(c->srv->handler_ctx, ds, req, arena);
+    /* The engine may already have finished (and released) the exchange synchronously. */
+    if (c->ds == ds && ds->session == NULL)
+        ds->session = session;
+}
+
+static void
+dispatch_error(cn_h1_conn_t *c, unsigned status, const char *why)
+{
+    cn_arena_t *arena;
+    cn_http_ds_t *ds = new_exchange(c, &arena);
+    cn_http_req_t *req = cn_arena_xalloc(arena, sizeof(*req));
+    memset(req, 0, sizeof(*req));
+    cn_headers_init(&req->headers, arena);
+    req->version = 11;
+    req->method = CAIRN_IOV_LIT("-");
+    req->path = CAIRN_IOV_LIT("-");
+    req->error_status = status;
+    req->error = why;
+    c->keep_alive = 0;
+    c->ex->body_done = true;
+    dispatch(c, ds, req, arena);
+}
+
+static cairn_iov_t
+rebase(cairn_iov_t v, const char *from, char *to)
+{
+    if (v.base == NULL)
+        return v;
+    return cn_iov(to + (v.base - from), v.len);
+}
+
+/* Copies the parsed head into the request arena so the read buffer can move freely. */
+static cn_http_req_t *
+build_request(cn_h1_conn_t *c, cn_arena_t *arena, const cn_h1_request_t *p, const char *buf)
+{
+    char *copy = cn_arena_xalloc(arena, p->head_len);
+    memcpy(copy, buf, p->head_len);
+    cn_http_req_t *req = cn_arena_xalloc(arena, sizeof(*req));
+    memset(req, 0, sizeof(*req));
+    req->method = rebase(p->method, buf, copy);
+    req->method_id = cn_method_from_iov(req->method);
+    req->scheme = CAIRN_IOV_LIT("http");
+    req->authority = rebase(p->host, buf, copy);
+    req->path = rebase(p->path, buf, copy);
+    req->query = rebase(p->query, buf, copy);
+    req->has_query = p->has_query;
+    req->version = 10 + p->minor_version;
+    cn_headers_init(&req->headers, arena);
+    for (size_t i = 0; i < p->n_headers; i++)
+        cn_headers_add(&req->headers, rebase(p->headers[i].name, buf, copy),
+                       rebase(p->headers[i].value, buf, copy));
+    req->content_length = p->chunked ? -1 : (p->content_length < 0 ? 0 : p->content_length);
+    req->has_body = p->chunked || p->content_length > 0;
+    req->expect_continue = p->expect_continue && req->has_body;
+    req->keep_alive = p->keep_alive;
+    (void)c;
+    return req;
+}
+
+static void
+parse_head(cn_h1_conn_t *c)
+{
+    const cn_h1_settings_t *set = c->srv->settings;
+    cn_buf_t *rb = &c->sock.rbuf;
+    /* RFC 9112 §2.2: skip at most a few empty lines between requests (the parser also
+     * tolerates them; this keeps stray CRLF after a body from counting as a head). */
+    cn_h1_header_t *hdrs = cn_xmalloc(sizeof(*hdrs) * (set->limits.max_headers + 1));
+    cn_h1_request_t p;
+    memset(&p, 0, sizeof(p));
+    cn_h1_result_t r = cn_h1_parse_request(cn_buf_start(rb), rb->len, &set->limits, &p, hdrs,
+                                           set->limits.max_headers + 1);
+    if (r == CN_H1_INCOMPLETE) {
+        cn_free(hdrs);
+        if (!c->head_timer) {
+            c->head_timer = 1;
+            timer_arm(c, set->header_timeout_ms);
+        }
+        if (rb->len > set->limits.max_head) {
+            cn_sock_read_stop(&c->sock);
+            c->keep_alive = 0;
+            dispatch_error(c, 431, "request head too large");
+        }
+        return;
+    }
+    cn_sock_read_stop(&c->sock);
+    if (r == CN_H1_ERROR) {
+        cn_free(hdrs);
+        cn_buf_consume(rb, rb->len);
+        dispatch_error(c, p.status ? p.status : 400, p.error ? p.error : "bad request");
+        return;
+    }
+    cn_arena_t *arena;
+    cn_http_ds_t *ds = new_exchange(c, &arena);
+    cn_http_req_t *req = build_request(c, arena, &p, cn_buf_start(rb));
+    cn_free(hdrs);
+    cn_buf_consume(rb, p.head_len);
+    struct h1_exchange *ex = c->ex;
+    ex->head_request = req->method_id == CN_METHOD_HEAD;
+    ex->body_chunked = p.chunked;
+    ex->body_left = p.chunked ? -1 : (p.content_length > 0 ? p.content_length : 0);
+    ex->body_done = !req->has_body;
+    if (p.chunked)
+        cn_h1_chunked_init(&ex->chunked);
+    c->keep_alive = p.keep_alive && c->keep_alive;
+    if (set->max_body_size != 0 && p.content_length > 0 &&
+        (uint64_t)p.content_length > set->max_body_size) {
+        req->error_status = 413;
+        req->error = "request body larger than max_body_size";
+        c->keep_alive = 0;
+    }
+    dispatch(c, ds, req, arena);
+}
+
+static void
+conn_process(cn_h1_conn_t *c)
+{
+    switch (c->state) {
+    case H1_HEAD:
+        if (c->sock.rbuf.len > 0)
+            parse_head(c);
+        return;
+    case H1_ACTIVE:
+        if (c->ex != NULL && c->ex->body_wanted) {
+            c->ex->body_wanted = false;
+            ds_read_body(c->ds);
+            return;
+        }
+        /* Pipelined bytes wait in the buffer; stop reading when it is full. */
+        return;
+    case H1_DISCARD:
+        discard_body(c);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- request body ---------------------------------------------------------------------- */
+
+/* Takes the next body slice out of rbuf (without consuming it yet). Returns false when more
+ * input is needed; *err is set on a framing error. */
+static bool
+next_body_slice(struct h1_exchange *ex, cn_buf_t *rb, cairn_iov_t *out, cairn_err_t *err)
+{
+    *err = CAIRN_OK;
+    if (!ex->body_chunked) {
+        if (rb->len == 0)
+            return false;
+        size_t n = (size_t)CN_MIN((int64_t)rb->len, ex->body_left);
+        *out = cn_iov(cn_buf_start(rb), n);
+        ex->body_consume = n;
+        ex->body_left -= (int64_t)n;
+        if (ex->body_left == 0)
+            ex->body_done = true;
+        return true;
+    }
+    size_t off = 0;
+    while (off < rb->len) {
+        size_t used = 0;
+        cairn_iov_t data = {0};
+        cn_h1_result_t r =
+            cn_h1_chunked_decode(&ex->chunked, cn_buf_start(rb) + off, rb->len - off, &used, &data);
+        if (r == CN_H1_ERROR) {
+            *err = CAIRN_EPROTO;
+            return true;
+        }
+        off += used;
+        if (ex->chunked.done) {
+            ex->body_done = true;
+            ex->body_consume = off;
+            *out = data;
+            return true;
+        }
+        if (data.len > 0) {
+            ex->body_consume = off;
+            *out = data;
+            return true;
+        }
+        if (r == CN_H1_INCOMPLETE || used == 0)
+            break;
+    }
+    /* Only framing bytes so far: drop them and wait for more. */
+    cn_buf_consume(rb, off);
+    return false;
+}
+
+static void
+ds_read_body(cn_http_ds_t *ds)
+{
+    cn_h1_conn_t *c = ds->driver;
+    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
+    struct h1_exchange *ex = c->ex;
+    cn_buf_t *rb = &c->sock.rbuf;
+    if (ex->body_consume) {
+        cn_buf_consume(rb, ex->body_consume);
+        ex->body_consume = 0;
+    }
+    if (ex->body_done) {
+        c->srv->handler->on_body(ds->session, cn_iov(NULL, 0), true, CAIRN_OK);
+        return;
+    }
+    if (ex->req->expect_continue && !ex->sent_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ex->sent_continue = true;
+        cairn_iov_t v = CAIRN_IOV_LIT(cont);
+        if (rb->len == 0 && cn_sock_try_write(&c->sock, &v, 1) != (ssize_t)v.len) {
+            conn_close(c, true);
+            return;
+        }
+    }
+    cairn_iov_t data = {0};
+    cairn_err_t err;
+    if (next_body_slice(ex, rb, &data, &err)) {
+        if (err == CAIRN_OK) {
+            ex->body_total += data.len;
+            const cn_h1_settings_t *set = c->srv->settings;
+            if (set->max_body_size != 0 && ex->body_total > set->max_body_size)
+                err = CAIRN_ETOOBIG;
+        }
+        if (err != CAIRN_OK) {
+            c->keep_alive = 0;
+            ex->body_done = true;
+            c->srv->handler->on_body(ds->session, cn_iov(NULL, 0), false, err);
+            return;
+        }
+        timer_arm(c, 0);
+        c->srv->handler->on_body(ds->session, data, ex->body_done, CAIRN_OK);
+        return;
+    }
+    /* Wait for more input; the body timeout bounds the wait. */
+    ex->body_wanted = true;
+    c->sock.rbuf_limit = 0;
+    c->sock.read_chunk = 65536;
+    timer_arm(c, c->srv->settings->body_timeout_ms);
+    cn_sock_read_start(&c->sock);
+}
+
+/* Skips the rest of a request body the engine did not read, then serves the next request. */
+static void
+discard_body(cn_h1_conn_t *c)
+{
+    cn_buf_t *rb = &c->sock.rbuf;
+    if (!c->discard_is_chunked) {
+        size_t n = (size_t)CN_MIN((int64_t)rb->len, c->discard_left);
+        cn_buf_consume(rb, n);
+        c->discard_left -= (int64_t)n;
+    } else {
+        while (rb->len > 0 && !c->discard_chunked.done) {
+            size_t used = 0;
+            cairn_iov_t data;
+            cn_h1_result_t r =
+                cn_h1_chunked_decode(&c->discard_chunked, cn_buf_start(rb), rb->len, &used, &data);
+            cn_buf_consume(rb, used);
+            if (r == CN_H1_ERROR) {
+                conn_close(c, false);
+                return;
+            }
+            if (r == CN_H1_INCOMPLETE || used == 0)
+                break;
+        }
+        if (c->discard_chunked.done)
+            c->discard_left = 0;
+    }
+    if (c->discard_left == 0) {
+        start_head(c);
+        if (c->state == H1_HEAD && rb->len > 0)
+            parse_head(c);
+        return;
+    }
+    timer_arm(c, c->srv->settings->body_timeout_ms);
+    c->sock.rbuf_limit = 0;
+    cn_sock_read_start(&c->sock);
+}
+
+/* ---- response -------------------------------------------------------------------------- */
+
+static bool
+skip_header(cairn_iov_t name)
+{
+    static const char *const framing[] = {"content-length", "transfer-encoding", "connection",
+                                          "keep-alive"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(framing); i++)
+        if (cn_iov_ieq_cstr(name, framing[i]))
+            return true;
+    return false;
+}
+
+static cairn_iov_t
+build_head(cn_h1_conn_t *c, const cn_http_resp_t *resp)
+{
+    struct h1_exchange *ex = c->ex;
+    const cn_http_req_t *req = ex->req;
+    const cn_h1_settings_t *set = c->srv->settings;
+    size_t need = 256;
+    for (size_t i = 0; i < resp->headers.n; i++)
+        need += resp->headers.items[i].name.len + resp->headers.items[i].value.len + 4;
+    char *p = cn_arena_xalloc(ex->arena, need);
+    size_t n = 0;
+    ex->resp_no_body = ex->head_request || cn_status_has_no_body(resp->status);
+    if (!ex->body_done && c->srv->draining)
+        c->keep_alive = 0;
+    if (c->srv->draining)
+        c->keep_alive = 0;
+    /* An unread body with Expect: 100-continue that we never acknowledged: the client may
+     * not send it, so the connection cannot be reused safely. */
+    if (!ex->body_done && req->expect_continue && !ex->sent_continue)
+        c->keep_alive = 0;
+    bool chunked = false;
+    n += (size_t)snprintf(p + n, need - n, "HTTP/1.1 %u %s\r\n", resp->status,
+                          cn_status_reason(resp->status));
+    bool has_date = cn_headers_get(&resp->headers, CAIRN_IOV_LIT("date")) != NULL;
+    bool has_server = cn_headers_get(&resp->headers, CAIRN_IOV_LIT("server")) != NULL;
+    if (!has_date)
+        n += (size_t)snprintf(p + n, need - n, "Date: %s\r\n", cn_h1_date_now());
+    if (!has_server && set->server_header != NULL && set->server_header[0] != '\0') {
+        size_t sl = strlen(set->server_header);
+        if (need - n > sl + 12)
+            n += (size_t)snprintf(p + n, need - n, "Server: %s\r\n", set->server_header);
+    }
+    for (size_t i = 0; i < resp->headers.n; i++) {
+        const cn_header_t *h = &resp->headers.items[i];
+        if (skip_header(h->name))
+            continue;
+        memcpy(p + n, h->name.base, h->name.len);
+        n += h->name.len;
+        p[n++] = ':';
+        p[n++] = ' ';
+        memcpy(p + n, h->value.base, h->value.len);
+        n += h->value.len;
+        p[n++] = '\r';
+        p[n++] = '\n';
+    }
+    if (resp->status == 204 || resp->status < 200) {
+        /* No framing fields (RFC 9110 §8.6). */
+    } else if (resp->content_length >= 0) {
+        n += (size_t)snprintf(p + n, need - n, "Content-Length: %lld\r\n",
+                              (long long)resp->content_length);
+    } else if (ex->resp_no_body) {
+        /* HEAD or 304 without a known length: say nothing about the length. */
+    } else if (req->version >= 11) {
+        chunked = true;
+        n += (size_t)snprintf(p + n, need - n, "Transfer-Encoding: chunked\r\n");
+    } else {
+        c->keep_alive = 0; /* close-delimited for HTTP/1.0 */
+    }
+    if (!c->keep_alive)
+        n += (size_t)snprintf(p + n, need - n, "Connection: close\r\n");
+    else if (req->version == 10)
+        n += (size_t)snprintf(p + n, need - n, "Connection: keep-alive\r\n");
+    p[n++] = '\r';
+    p[n++] = '\n';
+    ex->resp_chunked = chunked;
+    ex->head_sent = true;
+    return cn_iov(p, n);
+}
+
+static void
+ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, size_t n, bool eos)
+{
+    cn_h1_conn_t *c = ds->driver;
+    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
+    struct h1_exchange *ex = c->ex;
+    CN_ASSERT(!ex->writing && !ex->resp_done);
+    size_t k = 0;
+    if (!ex->head_sent)
+        ex->wiov[k++] = build_head(c, resp);
+    size_t body = 0;
+    if (!ex->resp_no_body) {
+        for (size_t i = 0; i < n; i++)
+            body += iov[i].len;
+        if (ex->resp_chunked && body > 0) {
+            int l = snprintf(ex->chunk_line, sizeof(ex->chunk_line), "%zx\r\n", body);
+            ex->wiov[k++] = cn_iov(ex->chunk_line, (size_t)l);
+        }
+        CN_ASSERT(n <= H1_MAX_IOV);
+        for (size_t i = 0; i < n; i++)
+            if (iov[i].len > 0)
+                ex->wiov[k++] = iov[i];
+        if (ex->resp_chunked && body > 0)
+            ex->wiov[k++] = CAIRN_IOV_LIT("\r\n");
+        if (ex->resp_chunked && eos)
+            ex->wiov[k++] = CAIRN_IOV_LIT("0\r\n\r\n");
+    }
+    ex->write_eos = eos;
+    ex->writing = true;
+    if (k == 0) {
+        /* Nothing to put on the wire (e.g. an empty non-final slice): complete at once. */
+        on_write(&c->sock, CAIRN_OK);
+        return;
+    }
+    timer_arm(c, c->srv->settings->send_timeout_ms);
+    if (cn_sock_write(&c->sock, ex->wiov, k) != CAIRN_OK) {
+        ex->writing = false;
+        conn_close(c, true);
+    }
+}
+
+static void
+finish_exchange(cn_h1_conn_t *c)
+{
+    struct h1_exchange *ex = c->ex;
+    bool body_done = ex->body_done;
+    int64_t left = ex->body_left;
+    bool chunked = ex->body_chunked;
+    cn_h1_chunked_t ch = ex->chunked;
+    size_t pending = ex->body_consume;
+    cn_http_ds_t *ds = c->ds;
+    void *session = ds->session;
+    c->ex = NULL;
+    c->ds = NULL;
+    c->srv->n_active--;
+    if (pending)
+        cn_buf_consume(&c->sock.rbuf, pending);
+    /* Tell the engine last: it frees the request arena (and with it ex and ds). */
+    ds->session = NULL;
+    c->srv->handler->on_sent(session, CAIRN_OK);
+    if (c->closing)
+        return;
+    if (!c->keep_alive) {
+        conn_linger(c);
+        return;
+    }
+    if (!body_done) {
+        c->state = H1_DISCARD;
+        c->discard_is_chunked = chunked;
+        c->discard_left = chunked ? 1 : left;
+        c->discard_chunked = ch;
+        discard_body(c);
+        return;
+    }
+    start_head(c);
+    if (c->state == H1_HEAD && c->sock.rbuf.len > 0)
+        parse_head(c);
+}
+
+static void
+on_write(cn_sock_t *s, cairn_err_t status)
+{
+    cn_h1_conn_t *c = s->data;
+    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
+    struct h1_exchange *ex = c->ex;
+    if (ex == NULL)
+        return;
+    ex->writing = false;
+    if (status != CAIRN_OK) {
+        conn_close(c, true);
+        return;
+    }
+    if (ex->write_eos) {
+        ex->resp_done = true;
+        timer_arm(c, 0);
+        finish_exchange(c);
+        return;
+    }
+    timer_arm(c, ex->body_wanted ? c->srv->settings->body_timeout_ms : 0);
+    c->srv->handler->on_sent(c->ds->session, CAIRN_OK);
+}
+
+static void
+ds_abort(cn_http_ds_t *ds)
+{
+    cn_h1_conn_t *c = ds->driver;
+    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
+    ds->session = NULL;
+    /* A truncated response must never look complete: reset the connection. */
+    conn_close(c, true);
+}
+
+/* ---- server-wide operations ------------------------------------------------------------ */
+
+void
+cn_h1_server_drain(cn_h1_server_t *srv)
+{
+    srv->draining = true;
+    cn_h1_conn_t *c = srv->conns;
+    while (c != NULL) {
+        cn_h1_conn_t *next = c->next;
+        if (c->state == H1_HEAD && c->sock.rbuf.len == 0)
+            conn_close(c, false);
+        else
+            c->keep_alive = 0;
+        c = next;
+    }
+    if (srv->n_conns == 0 && srv->on_idle != NULL)
+        srv->on_idle(srv);
+}
+
+void
+cn_h1_server_close_all(cn_h1_server_t *srv)
+{
+    srv->draining = true;
+    while (srv->conns != NULL)
+        conn_close(srv->conns, true);
+}

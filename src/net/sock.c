@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/* cn_sock_t over uv_tcp_t / uv_pipe_t: reads land in an owned buffer that is released when
+ * empty, so an idle keep-alive connection holds no read memory. */
+#include "net/net.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "core/assert.h"
+#include "core/str.h"
+
+static cairn_err_t
+map_uv(int r)
+{
+    switch (r) {
+    case 0:
+        return CAIRN_OK;
+    case UV_EOF:
+    case UV_ECONNRESET:
+    case UV_EPIPE:
+        return CAIRN_ECLOSED;
+    case UV_ECONNREFUSED:
+    case UV_ENOENT:
+        return CAIRN_ECONNREFUSED;
+    case UV_ETIMEDOUT:
+        return CAIRN_ETIMEDOUT;
+    case UV_ENOMEM:
+    case UV_ENOBUFS:
+        return CAIRN_ENOMEM;
+    case UV_ECANCELED:
+        return CAIRN_ECANCELED;
+    case UV_EADDRINUSE:
+        return CAIRN_EADDRINUSE;
+    default:
+        return CAIRN_EIO;
+    }
+}
+
+cairn_err_t
+cn_sock_accept(uv_stream_t *server, cn_sock_t *s, bool is_unix)
+{
+    int r = is_unix ? uv_pipe_init(server->loop, &s->u.pipe, 0)
+                    : uv_tcp_init(server->loop, &s->u.tcp);
+    if (r != 0)
+        return map_uv(r);
+    s->is_unix = is_unix;
+    s->u.handle.data = s;
+    r = uv_accept(server, &s->u.stream);
+    return map_uv(r);
+}
+
+static void
+on_connect_done(uv_connect_t *req, int status)
+{
+    cn_sock_t *s = req->data;
+    if (s->closing)
+        return;
+    s->on_connect(s, map_uv(status));
+}
+
+cairn_err_t
+cn_sock_connect(uv_loop_t *loop, cn_sock_t *s, const struct sockaddr *addr,
+                cn_sock_connect_cb cb)
+{
+    int r;
+    s->on_connect = cb;
+    s->creq.data = s;
+    if (addr->sa_family == AF_UNIX) {
+        r = uv_pipe_init(loop, &s->u.pipe, 0);
+        if (r != 0)
+            return map_uv(r);
+        s->is_unix = 1;
+        s->u.handle.data = s;
+        uv_pipe_connect(&s->creq, &s->u.pipe, ((const struct sockaddr_un *)addr)->sun_path,
+                        on_connect_done);
+        return CAIRN_OK;
+    }
+    r = uv_tcp_init(loop, &s->u.tcp);
+    if (r != 0)
+        return map_uv(r);
+    s->u.handle.data = s;
+    uv_tcp_nodelay(&s->u.tcp, 1);
+    r = uv_tcp_connect(&s->creq, &s->u.tcp, addr, on_connect_done);
+    if (r != 0) {
+        /* The handle is initialised: the caller must still close it. */
+        return map_uv(r);
+    }
+    return CAIRN_OK;
+}
+
+static void
+alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    cn_sock_t *s = h->data;
+    (void)suggested;
+    size_t want = s->read_chunk ? s->read_chunk : 16384;
+    size_t room_limit = s->rbuf_limit;
+    if (room_limit != 0 && s->rbuf.len + want > room_limit)
+        want = room_limit > s->rbuf.len ? room_limit - s->rbuf.len : 0;
+    if (want == 0 || cn_buf_reserve(&s->rbuf, want, 0) != CAIRN_OK) {
+        out->base = NULL;
+        out->len = 0;
+        return;
+    }
+    out->base = cn_buf_tail(&s->rbuf);
+    out->len = cn_buf_room(&s->rbuf);
+}
+
+static void
+read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    cn_sock_t *s = st->data;
+    (void)buf;
+    if (nread == 0) {
+        if (s->rbuf.len == 0)
+            cn_buf_fini(&s->rbuf);
+        return;
+    }
+    if (nread == UV_ENOBUFS) {
+        /* The buffer is full: the reader must consume before more is read. */
+        cn_sock_read_stop(s);
+        return;
+    }
+    if (nread < 0) {
+        cn_sock_read_stop(s);
+        if (s->rbuf.len == 0)
+            cn_buf_fini(&s->rbuf);
+        s->on_read(s, map_uv((int)nread));
+        return;
+    }
+    cn_buf_commit(&s->rbuf, (size_t)nread);
+    s->on_read(s, CAIRN_OK);
+}
+
+void
+cn_sock_read_start(cn_sock_t *s)
+{
+    if (s->reading || s->closing)
+        return;
+    if (uv_read_start(&s->u.stream, alloc_cb, read_cb) == 0)
+        s->reading = 1;
+}
+
+void
+cn_sock_read_stop(cn_sock_t *s)
+{
+    if (!s->reading)
+        return;
+    uv_read_stop(&s->u.stream);
+    s->reading = 0;
+}
+
+static void
+write_cb(uv_write_t *req, int status)
+{
+    cn_sock_t *s = req->data;
+    s->writing = 0;
+    if (s->closing)
+        return;
+    s->on_write(s, map_uv(status));
+}
+
+cairn_err_t
+cn_sock_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
+{
+    CN_ASSERT(!s->writing);
+    if (s->closing)
+        return CAIRN_ECLOSED;
+    s->wreq.data = s;
+    /* cairn_iov_t has the layout of uv_buf_t (struct iovec) on Unix. */
+    int r = uv_write(&s->wreq, &s->u.stream, (const uv_buf_t *)iov, (unsigned)n, write_cb);
+    if (r != 0)
+        return map_uv(r);
+    s->writing = 1;
+    return CAIRN_OK;
+}
+
+ssize_t
+cn_sock_try_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
+{
+    if (s->writing || s->closing)
+        return 0;
+    int r = uv_try_write(&s->u.stream, (const uv_buf_t *)iov, (unsigned)n);
+    if (r == UV_EAGAIN)
+        return 0;
+    return r;
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+    cn_sock_t *s = h->data;
+    cn_buf_fini(&s->rbuf);
+    if (s->on_close)
+        s->on_close(s);
+}
+
+void
+cn_sock_close(cn_sock_t *s, bool reset)
+{
+    if (s->closing)
+        return;
+    s->closing = 1;
+    s->reading = 0;
+    if (reset && !s->is_unix && uv_tcp_close_reset(&s->u.tcp, close_cb) == 0)
+        return;
+    uv_close(&s->u.handle, close_cb);
+}
+
+void
+cn_sock_tune(cn_sock_t *s)
+{
+    if (!s->is_unix)
+        uv_tcp_nodelay(&s->u.tcp, 1);
+}
+
+void
+cn_sock_peer(cn_sock_t *s, char *out, size_t n, struct sockaddr_storage *ss)
+{
+    int len = sizeof(*ss);
+    memset(ss, 0, sizeof(*ss));
+    if (s->is_unix || uv_tcp_getpeername(&s->u.tcp, (struct sockaddr *)ss, &len) != 0) {
+        snprintf(out, n, "unix");
+        ss->ss_family = AF_UNIX;
+        return;
+    }
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)n);
+    else
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)n);
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* The request engine: servers, workers, sessions. A cn_server_t owns the config generation,
+ * the worker threads (one libuv loop each) and the admin listener on the main thread. */
+#ifndef CN_PROXY_PROXY_H
+#define CN_PROXY_PROXY_H
+
+#include "config/config.h"
+#include "core/types.h"
+
+typedef struct cn_server_opts {
+    bool daemon;        /* -d (or server.daemon) */
+    bool upgrade;       /* -u: take the listening sockets of a running instance */
+    int ready_fd;       /* daemon: write one status line here once serving, then close; -1 */
+} cn_server_opts_t;
+
+/** Creates a server for @cfg (a reference is taken). Nothing is bound yet. */
+cn_server_t *cn_server_new(cn_config_t *cfg, const cn_server_opts_t *opts);
+/** Binds every listener, starts the workers and runs the main loop until shutdown.
+ *  Returns 0 after a clean stop, non-zero when starting failed (the error was logged and,
+ *  in daemon mode, written to opts->ready_fd). */
+int cn_server_run(cn_server_t *srv);
+/** Asks a running server to stop: graceful (drain, bounded by shutdown_grace) or fast.
+ *  Any thread. */
+void cn_server_stop(cn_server_t *srv, bool graceful);
+void cn_server_free(cn_server_t *srv);
+
+#endif

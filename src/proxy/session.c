@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/* The session: accepts a request from a protocol driver, routes it, runs the route's action
+ * and streams the response back one slice at a time (a slice is released only when the
+ * driver has written it, which is the backpressure of every body source). */
+#include "proxy/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/assert.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/time.h"
+
+static void *on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena);
+static void on_sent(void *session, cairn_err_t status);
+static void on_body(void *session, cairn_iov_t data, bool eos, cairn_err_t status);
+static void on_gone(void *session);
+
+const cn_http_handler_t cn_session_handler = {
+    .on_request = on_request,
+    .on_sent = on_sent,
+    .on_body = on_body,
+    .on_gone = on_gone,
+};
+
+cairn_iov_t
+cn_session_strdup(cn_session_t *s, cairn_iov_t v)
+{
+    char *p = cn_arena_xalloc(s->arena, v.len + 1);
+    if (v.len)
+        memcpy(p, v.base, v.len);
+    p[v.len] = '\0';
+    return cn_iov(p, v.len);
+}
+
+static void
+session_end(cn_session_t *s)
+{
+    if (s->ended)
+        return;
+    s->ended = true;
+    cn_accesslog_write(s);
+    cn_worker_t *w = s->w;
+    cn_config_t *cfg = s->cfg;
+    cn_arena_t *arena = s->arena;
+    s->magic = 0;
+    cn_arena_fini(arena);
+    cn_free(arena);
+    cn_config_unref(cfg);
+    w->n_sessions--;
+    cn_worker_maybe_stop(w);
+}
+
+static void
+dispatch_route(cn_session_t *s)
+{
+    const cn_http_req_t *req = s->req;
+    s->route = cn_route_match(s->cfg, req, s->ds->listener);
+    if (s->route == NULL) {
+        cn_session_error(s, 404, "no route matched");
+        return;
+    }
+    switch (s->route->action) {
+    case CN_ROUTE_STATIC:
+        cn_action_static(s);
+        return;
+    case CN_ROUTE_REDIRECT:
+        cn_action_redirect(s);
+        return;
+    case CN_ROUTE_FILES:
+        cn_action_files(s);
+        return;
+    case CN_ROUTE_PROXY:
+        cn_action_proxy(s);
+        return;
+    }
+    cn_session_error(s, 500, "route has no action");
+}
+
+static void *
+on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
+{
+    cn_worker_t *w = ctx;
+    cn_session_t *s = cn_arena_xalloc(arena, sizeof(*s));
+    memset(s, 0, sizeof(*s));
+    s->magic = CN_SESSION_MAGIC;
+    s->w = w;
+    s->cfg = w->cfg;
+    cn_config_ref(s->cfg);
+    s->ds = ds;
+    s->arena = arena;
+    s->req = req;
+    s->id = cn_next_id();
+    s->start_ns = cn_time_now_ns();
+    s->cache_status = NULL;
+    cn_headers_init(&s->resp.headers, arena);
+    s->resp.content_length = -1;
+    ds->session = s;
+    memcpy(s->client, ds->client, sizeof(s->client));
+    w->n_sessions++;
+    if (req->error_status != 0) {
+        cn_session_error(s, req->error_status, req->error ? req->error : "bad request");
+        return s;
+    }
+    dispatch_route(s);
+    return s;
+}
+
+void
+cn_session_send(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos)
+{
+    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    CN_ASSERT(!s->sending && !s->resp_eos);
+    if (s->ds == NULL)
+        return;
+    s->resp_started = true;
+    s->sending = true;
+    s->resp_eos = eos;
+    for (size_t i = 0; i < n; i++)
+        s->bytes_sent += iov[i].len;
+    s->ds->ops->send(s->ds, &s->resp, iov, n, eos);
+}
+
+static void
+on_sent(void *session, cairn_err_t status)
+{
+    cn_session_t *s = session;
+    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    s->sending = false;
+    if (s->resp_eos) {
+        /* The driver released the exchange before calling us. */
+        s->ds = NULL;
+        session_end(s);
+        return;
+    }
+    if (status != CAIRN_OK) {
+        on_gone(s);
+        return;
+    }
+    if (s->src_ops != NULL)
+        s->src_ops->pull(s, s->src);
+}
+
+static void
+on_body(void *session, cairn_iov_t data, bool eos, cairn_err_t status)
+{
+    cn_session_t *s = session;
+    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    if (s->on_req_body != NULL)
+        s->on_req_body(s, data, eos, status);
+}
+
+static void
+on_gone(void *session)
+{
+    cn_session_t *s = session;
+    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    s->ds = NULL;
+    if (!s->resp_eos)
+        s->error = s->error ? s->error : "client closed the connection";
+    if (s->src_ops != NULL && s->src_ops->cancel != NULL) {
+        const cn_body_src_ops_t *ops = s->src_ops;
+        s->src_ops = NULL;
+        ops->cancel(s, s->src);
+    }
+    session_end(s);
+}
+
+void
+cn_session_read_body(cn_session_t *s, cn_session_body_cb cb)
+{
+    s->on_req_body = cb;
+    if (s->ds != NULL)
+        s->ds->ops->read_body(s->ds);
+}
+
+void
+cn_session_respond(cn_session_t *s, unsigned status, cairn_iov_t body)
+{
+    s->resp.status = status;
+    s->resp.content_length = (int64_t)body.len;
+    s->src_ops = NULL;
+    cn_session_send(s, &body, 1, true);
+}
+
+static const cn_conf_error_page_t *
+find_error_page(const cn_conf_route_t *route, unsigned status)
+{
+    if (route == NULL)
+        return NULL;
+    for (size_t i = 0; i < route->n_error_pages; i++)
+        if (route->error_pages[i].status == status)
+            return &route->error_pages[i];
+    return NULL;
+}
+
+void
+cn_session_error(cn_session_t *s, unsigned status, const char *why)
+{
+    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    s->error = why;
+    if (status >= 500)
+        CN_LOG_WARN(s->id, "%u %s: %s (client %s, path %.*s, upstream %s)", status,
+                    cn_status_reason(status), why, s->ds ? s->ds->client : "-",
+                    (int)CN_MIN(s->req->path.len, 200), s->req->path.base,
+                    s->upstream_name ? s->upstream_name : "-");
+    else
+        CN_LOG_DEBUG(s->id, "%u %s: %s", status, cn_status_reason(status), why);
+    if (s->resp_started) {
+        cn_session_abort(s);
+        return;
+    }
+    cn_headers_init(&s->resp.headers, s->arena);
+    const cn_conf_error_page_t *page = find_error_page(s->route, status);
+    cairn_iov_t body;
+    if (page != NULL) {
+        body = cn_iov_cstr(page->body);
+        cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
+                       cn_iov_cstr(page->content_type ? page->content_type : "text/plain"));
+    } else {
+        char *p = cn_arena_xalloc(s->arena, 64);
+        int n = snprintf(p, 64, "%u %s\n", status, cn_status_reason(status));
+        body = cn_iov(p, (size_t)n);
+        cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
+                       CAIRN_IOV_LIT("text/plain; charset=utf-8"));
+    }
+    /* Errors are never cached by anyone downstream. */
+    cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Cache-Control"),
+                   CAIRN_IOV_LIT("private, no-store"));
+    if (status == 503)
+        cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Retry-After"), CAIRN_IOV_LIT("1"));
+    cn_session_respond(s, status, body);
+}
+
+void
+cn_session_abort(cn_session_t *s)
+{
+    if (s->src_ops != NULL && s->src_ops->cancel != NULL) {
+        const cn_body_src_ops_t *ops = s->src_ops;
+        s->src_ops = NULL;
+        ops->cancel(s, s->src);
+    }
+    if (s->ds != NULL) {
+        cn_http_ds_t *ds = s->ds;
+        s->ds = NULL;
+        ds->ops->abort(ds);
+    }
+    session_end(s);
+}

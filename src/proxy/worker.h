@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* cn_worker_t: one thread, one libuv loop, its own listening sockets and upstream pools.
+ * Everything a worker owns is touched only by its thread; other threads reach it through
+ * cn_worker_post(). Private to src/proxy/. */
+#ifndef CN_PROXY_WORKER_H
+#define CN_PROXY_WORKER_H
+
+#include <pthread.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "http1/http1.h"
+
+typedef void (*cn_worker_fn)(cn_worker_t *w, void *arg);
+
+struct cn_upstream_pool;
+
+typedef struct cn_worker_listener {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } u;
+    cn_worker_t *w;
+    bool is_unix;
+    const char *name;
+} cn_worker_listener_t;
+
+struct cn_worker_msg;
+
+struct cn_worker {
+    cn_server_t *srv;
+    unsigned index;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t async;
+    pthread_mutex_t lock; /* guards msgs */
+    struct cn_worker_msg *msgs;
+    cn_config_t *cfg;       /* this worker's current generation */
+    cn_h1_settings_t h1set; /* derived from cfg */
+    cn_h1_server_t h1;
+    cn_worker_listener_t *listeners;
+    size_t n_listeners;
+    struct cn_upstream_pool *pools; /* idle upstream connections, per peer */
+    size_t n_sessions;              /* live sessions, including background ones */
+    bool draining;
+    bool stopped;
+    uint64_t rr; /* round-robin cursor for peer selection */
+};
+
+/** Runs @fn(@w, @arg) on @w's thread. Any thread. */
+void cn_worker_post(cn_worker_t *w, cn_worker_fn fn, void *arg);
+/** Called by the session layer when the last session of a draining worker ended. */
+void cn_worker_maybe_stop(cn_worker_t *w);
+/** Unique ids for connections and requests (process-wide). */
+uint64_t cn_next_id(void);
+
+#endif
