@@ -246,7 +246,7 @@ step(cn_h1_chunked_t *c, unsigned char ch)
     case C_END_LF:
         return step_trailer_counted(c, ch);
     default:
-        if (++c->line_len > MAX_CHUNK_LINE) {
+        if (++c->line_len > MAX_CHUNK_LINE + 1) { /* the line and its CR */
             c->error = "chunk line too long";
             return C_ERROR;
         }

@@ -492,6 +492,8 @@ parse_request_line(struct scan *s, size_t max_target, cn_h1_request_t *req)
     size_t t = ++p;
     for (; p < s->len && b[p] != ' '; p++) {
         unsigned char c = (unsigned char)b[p];
+        if (c == '\r' || c == '\n')
+            return fail(s, 400, "missing HTTP version");
         if (c < 0x21 || c > 0x7e)
             return fail(s, 400, "invalid character in request target");
         if (c == '#')
