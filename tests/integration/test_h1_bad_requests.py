@@ -1,0 +1,96 @@
+"""The bad-request corpus tests/data/h1_bad_requests.txt, one test per entry.
+
+Format: lines before the first entry form the file header; it states the limits to
+configure (e.g. `max_header_size: 4KiB`), which are copied into `server:`. Each entry is
+`### <status> <name>` followed by lines holding the raw request written with C escapes
+(\\r \\n \\t \\0 \\xHH \\\\); the file's own newlines are ignored.
+
+For each entry the raw bytes are sent on a fresh connection; cairn must answer with
+exactly <status> and then close the connection (recv returns b'' within 2 s).
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import RawConn, c_unescape, static_route
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "h1_bad_requests.txt"
+LIMIT_KEYS = ("max_header_size", "max_headers", "max_uri_size", "max_body_size",
+              "header_timeout", "body_timeout", "keepalive_timeout")
+
+
+def load_corpus():
+    """(limits dict, [(status, name, raw bytes)]) or raises FileNotFoundError/ValueError."""
+    text = CORPUS.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    header, entries, cur = [], [], None
+    for lineno, ln in enumerate(lines, 1):
+        ln = ln.rstrip("\r")
+        m = re.match(r"^###\s+(\d{3})\s+(.+?)\s*$", ln)
+        if m:
+            cur = [int(m.group(1)), m.group(2), [], lineno]
+            entries.append(cur)
+        elif ln.startswith("###"):
+            raise ValueError(f"{CORPUS}:{lineno}: malformed entry header {ln!r}")
+        elif cur is None:
+            header.append(ln)
+        else:
+            cur[2].append(ln)
+    limits = {}
+    for ln in header:
+        for key in LIMIT_KEYS:
+            for m in re.finditer(key + r"\s*[:=]\s*([0-9]+[A-Za-z]*)", ln):
+                limits[key] = int(m.group(1)) if m.group(1).isdigit() else m.group(1)
+    out = []
+    for status, name, body_lines, lineno in entries:
+        data = c_unescape("".join(body_lines))
+        if not data:
+            raise ValueError(f"{CORPUS}:{lineno}: entry {name!r} has no request bytes")
+        out.append((status, name, data))
+    return limits, out
+
+
+def _params():
+    try:
+        _, entries = load_corpus()
+    except FileNotFoundError:
+        return [pytest.param(None, None, None, id="corpus-missing")]
+    except ValueError as e:
+        return [pytest.param(None, str(e), None, id="corpus-malformed")]
+    ids, params = {}, []
+    for status, name, data in entries:
+        ident = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60]
+        n = ids.get(ident, 0)
+        ids[ident] = n + 1
+        params.append(pytest.param(status, name, data, id=f"{status}-{ident}" + (f"-{n}" if n else "")))
+    if not params:
+        return [pytest.param(None, "the corpus has no entries", None, id="corpus-empty")]
+    return params
+
+
+@pytest.fixture(scope="module")
+def srv(cairn_module):
+    try:
+        limits, _ = load_corpus()
+    except (FileNotFoundError, ValueError):
+        limits = {}
+    server = {"workers": 1, "header_timeout": "2s", "body_timeout": "2s"}
+    server.update(limits)
+    return cairn_module({"server": server, "routes": [static_route("ok\n", path_prefix="/")]})
+
+
+@pytest.mark.parametrize("status,name,data", _params())
+def test_bad_request(srv, status, name, data):
+    if data is None:
+        pytest.fail(f"bad-request corpus unusable: {name or f'{CORPUS} does not exist'}",
+                    pytrace=False)
+    with RawConn(srv.port, timeout=5) as c:
+        try:
+            c.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # cairn may answer and close before reading everything
+        r = c.read_response(timeout=4)
+        assert r.status == status, f"{name}: expected {status}, got {r.status} ({r}) for {data!r}"
+        assert r.body and r.header("Content-Type"), f"{name}: error without body/Content-Type: {r}"
+        c.wait_closed(2)

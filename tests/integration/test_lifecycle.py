@@ -1,0 +1,114 @@
+"""Signals and graceful shutdown: SIGTERM drains in-flight requests, SIGINT is fast."""
+import signal
+import socket
+import threading
+import time
+
+from helpers import RawConn, proxy_config, static_route
+from origins import Slow
+
+SLOW_BODY = b"slow origin body " * 1000
+
+
+def start_inflight(c, path="/slow"):
+    """Starts a request in a thread; returns (thread, result dict)."""
+    res = {}
+
+    def run():
+        try:
+            with RawConn(c.port, timeout=10) as s:
+                res["resp"] = s.request("GET", path, timeout=10)
+                res["t"] = time.monotonic()
+        except Exception as e:  # noqa: BLE001
+            res["err"] = e
+            res["t"] = time.monotonic()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, res
+
+
+def connect_refused(port, within=1.0):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return True
+        s.close()
+        time.sleep(0.05)
+    return False
+
+
+def slow_setup(cairn, origin, grace="30s"):
+    o = origin({"/slow": Slow(delay_headers=2.0, body=SLOW_BODY)})
+    cfg = proxy_config(o, server={"shutdown_grace": grace, "workers": 2},
+                       upstream_extra={"read_timeout": "10s"})
+    return o, cairn(cfg)
+
+
+def test_sigterm_drains_inflight(cairn, origin):
+    o, c = slow_setup(cairn, origin)
+    t, res = start_inflight(c)
+    o.wait_requests(1, timeout=3)  # the request is now in flight at the origin
+    t_sig = time.monotonic()
+    c.send_signal(signal.SIGTERM)
+    assert connect_refused(c.port, within=1.0), "new connections still accepted after SIGTERM"
+    t.join(timeout=8)
+    assert "resp" in res, f"in-flight request failed during graceful shutdown: {res.get('err')!r}"
+    r = res["resp"]
+    assert r.status == 200 and r.body == SLOW_BODY, f"in-flight response incomplete: {r}"
+    code = c.wait_exit(5 - (time.monotonic() - t_sig))
+    assert code is not None, "cairn still running 5s after SIGTERM (shutdown_grace is 30s)"
+    assert code == 0, f"exit code {code} after graceful SIGTERM"
+    exited = time.monotonic()
+    assert exited - res["t"] < 1.5, f"exit {exited - res['t']:.2f}s after the last response"
+
+
+def test_sigterm_idle_exits_fast(cairn):
+    c = cairn({"server": {"shutdown_grace": "30s"}, "routes": [static_route()]})
+    with RawConn(c.port) as s:  # an idle keep-alive connection must not delay exit
+        assert s.request("GET", "/").status == 200
+        t0 = time.monotonic()
+        c.send_signal(signal.SIGTERM)
+        code = c.wait_exit(1.0)
+        dt = time.monotonic() - t0
+    assert code is not None, "idle cairn did not exit within 1s of SIGTERM"
+    assert code == 0, f"exit code {code}"
+    assert dt <= 1.0
+
+
+def test_sigint_idle_exits_fast(cairn):
+    c = cairn({"routes": [static_route()]})
+    c.send_signal(signal.SIGINT)
+    code = c.wait_exit(1.0)
+    assert code is not None, "cairn did not exit within 1s of SIGINT"
+
+
+def test_sigint_with_inflight_exits_fast(cairn, origin):
+    o, c = slow_setup(cairn, origin)
+    t, res = start_inflight(c)
+    o.wait_requests(1, timeout=3)
+    c.send_signal(signal.SIGINT)
+    code = c.wait_exit(1.0)
+    assert code is not None, "cairn did not exit within 1s of SIGINT with a request in flight"
+    t.join(timeout=5)
+    assert "err" in res or res["resp"].status != 200 or len(res["resp"].body) < len(SLOW_BODY), \
+        "SIGINT is a fast stop: the slow request should not have completed"
+
+
+def test_sigterm_grace_expires(cairn, origin):
+    o = origin({"/slow": Slow(delay_headers=6.0)})
+    c = cairn(proxy_config(o, server={"shutdown_grace": "1s"},
+                           upstream_extra={"read_timeout": "10s"}))
+    t, res = start_inflight(c)
+    o.wait_requests(1, timeout=3)
+    t0 = time.monotonic()
+    c.send_signal(signal.SIGTERM)
+    code = c.wait_exit(3.0)
+    assert code is not None, "shutdown_grace: 1s was not enforced (still running after 3s)"
+    assert time.monotonic() - t0 >= 0.8, "exited before the grace period with a request in flight"
+    t.join(timeout=3)
+

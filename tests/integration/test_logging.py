@@ -1,0 +1,129 @@
+"""Access log (json, combined, off, to a file) and the error log (file, request ids)."""
+import json
+import re
+import signal
+import time
+
+from helpers import RawConn, get, static_route, wait_for
+
+JSON_KEYS = {"time", "request_id", "client", "method", "path", "status", "bytes",
+             "duration_ms", "route", "upstream", "cache"}
+
+COMBINED = re.compile(
+    r'^(?P<host>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] '
+    r'"(?P<method>\S+) (?P<target>\S+) (?P<proto>[^"]+)" (?P<status>\d{3}) (?P<bytes>\d+|-) '
+    r'"(?P<referer>[^"]*)" "(?P<agent>[^"]*)"')
+
+
+def routes():
+    return [static_route("hello body\n", path="/hello", name="hello-route")]
+
+
+def stop_ok(c):
+    code = c.stop(signal.SIGTERM, timeout=5)
+    assert code == 0, f"cairn exited {code} on SIGTERM; stderr:\n{c.stderr_text()[-2000:]}"
+
+
+def json_lines(text):
+    out = []
+    for ln in text.splitlines():
+        if not ln.strip():
+            continue
+        try:
+            out.append(json.loads(ln))
+        except ValueError as e:
+            raise AssertionError(f"access log line is not JSON ({e}): {ln!r}")
+    return out
+
+
+def test_access_log_json_default(cairn):
+    c = cairn({"server": {"workers": 1}, "routes": routes()})
+    assert get(c.port, "/hello").status == 200
+    assert get(c.port, "/missing?x=1").status == 404
+    stop_ok(c)
+    entries = json_lines(c.stdout_text())
+    assert len(entries) == 2, f"expected 2 access-log objects, got {len(entries)}: {entries}"
+    for e in entries:
+        missing = JSON_KEYS - set(e)
+        assert not missing, f"access-log entry lacks {sorted(missing)}: {e}"
+    a, b = entries
+    assert a["method"] == "GET" and a["path"] == "/hello" and a["status"] == 200, a
+    assert b["method"] == "GET" and b["path"].startswith("/missing") and b["status"] == 404, b
+    assert a["route"] == "hello-route", f"route name not logged: {a}"
+    assert isinstance(a["bytes"], int) and a["bytes"] >= len(b"hello body\n"), a
+    assert isinstance(a["duration_ms"], (int, float)) and 0 <= a["duration_ms"] < 5000, a
+    assert str(a["client"]).startswith("127.0.0.1"), a
+    assert a["upstream"] in (None, "", "-"), f"static route logged an upstream: {a}"
+    assert isinstance(a["request_id"], str) and a["request_id"], a
+    assert a["request_id"] != b["request_id"], "request ids must differ"
+    assert isinstance(a["time"], (str, int, float)) and str(a["time"]), a
+
+
+def test_access_log_written_promptly(cairn):
+    c = cairn({"server": {"workers": 1, "access_log": "access.log"}, "routes": routes()})
+    assert get(c.port, "/hello").status == 200
+    path = c.tmp / "access.log"
+    wait_for(lambda: path.exists() and path.read_text().strip(), timeout=3,
+             msg="the access log line to be written while the server runs")
+
+
+def test_access_log_to_file(cairn):
+    c = cairn({"server": {"workers": 1, "access_log": "access.log",
+                          "access_log_format": "json"}, "routes": routes()})
+    assert get(c.port, "/hello").status == 200
+    stop_ok(c)
+    path = c.tmp / "access.log"
+    assert path.exists(), "access_log: access.log (relative to the working dir) was not created"
+    entries = json_lines(path.read_text())
+    assert len(entries) == 1 and entries[0]["path"] == "/hello", entries
+    assert "/hello" not in c.stdout_text(), "access log also went to stdout"
+
+
+def test_access_log_combined(cairn):
+    c = cairn({"server": {"workers": 1, "access_log_format": "combined"}, "routes": routes()})
+    r = get(c.port, "/hello?q=1", headers={"Referer": "http://ref.test/page",
+                                           "User-Agent": "it-agent/1.0"})
+    assert r.status == 200
+    stop_ok(c)
+    lines = c.access_log_lines()
+    assert len(lines) == 1, f"expected one combined line, got {lines}"
+    m = COMBINED.match(lines[0])
+    assert m, f"not Apache combined format: {lines[0]!r}"
+    assert m["host"] == "127.0.0.1", m.groupdict()
+    assert m["method"] == "GET" and m["target"] == "/hello?q=1" and m["proto"] == "HTTP/1.1", m.groupdict()
+    assert m["status"] == "200", m.groupdict()
+    assert m["referer"] == "http://ref.test/page" and m["agent"] == "it-agent/1.0", m.groupdict()
+    assert re.match(r"^\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$", m["time"]), m["time"]
+
+
+def test_access_log_off(cairn):
+    c = cairn({"server": {"workers": 1, "access_log": "off"}, "routes": routes()})
+    assert get(c.port, "/hello").status == 200
+    assert get(c.port, "/nope").status == 404
+    stop_ok(c)
+    assert c.stdout_text() == "", f"access_log: off still wrote: {c.stdout_text()!r}"
+    assert not (c.tmp / "off").exists(), "access_log: off created a file named 'off'"
+
+
+def test_error_log_to_file(cairn):
+    c = cairn({"server": {"workers": 1, "error_log": "error.log", "log_level": "debug"},
+               "routes": routes()})
+    assert get(c.port, "/hello").status == 200
+    stop_ok(c)
+    path = c.tmp / "error.log"
+    assert path.exists() and path.read_text().strip(), "error_log file missing or empty"
+
+
+def test_error_log_request_id_matches_access_log(cairn):
+    c = cairn({"server": {"workers": 1, "log_level": "debug"}, "routes": routes()})
+    with RawConn(c.port) as s:
+        s.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n")
+        r = s.read_response()
+        assert r.status == 400, r
+    time.sleep(0.2)
+    stop_ok(c)
+    entries = [e for e in json_lines(c.stdout_text()) if e.get("status") == 400]
+    assert len(entries) == 1, f"expected one 400 access-log entry: {c.stdout_text()!r}"
+    rid = entries[0]["request_id"]
+    err = c.stderr_text()
+    assert f"#{rid}" in err, f"error log has no line with #{rid}:\n{err[-3000:]}"

@@ -1,0 +1,98 @@
+"""Client-side timeouts: header_timeout (slowloris → 408), keepalive_timeout (idle close),
+body_timeout (→ 408)."""
+import time
+
+import pytest
+
+from helpers import RawConn, static_route
+
+
+@pytest.fixture(scope="module")
+def srv(cairn_module):
+    return cairn_module({
+        "server": {"workers": 1, "header_timeout": "1s", "keepalive_timeout": "1s",
+                   "body_timeout": "1s"},
+        "routes": [static_route("ok\n", path_prefix="/")],
+    })
+
+
+def test_slowloris_partial_head_408(srv):
+    with RawConn(srv.port, timeout=5) as c:
+        t0 = time.monotonic()
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        r = c.read_response(timeout=4)
+        t = time.monotonic() - t0
+        assert r.status == 408, r
+        assert 0.8 <= t <= 2.5, f"408 after {t:.2f}s, expected ~1s (header_timeout: 1s)"
+        c.wait_closed(1.0)
+
+
+def test_slowloris_trickle_is_bounded(srv):
+    """header_timeout bounds the whole head, not the gap between bytes."""
+    with RawConn(srv.port, timeout=5) as c:
+        t0 = time.monotonic()
+        c.send(b"GET / HTTP/1.1\r\n")
+        got = None
+        while time.monotonic() - t0 < 4:
+            try:
+                c.send(b"X: y\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if not c.is_open(0.2):
+                break
+            if c.buf:
+                break
+        t = time.monotonic() - t0
+        try:
+            got = c.read_response(timeout=1)
+        except Exception as e:  # noqa: BLE001
+            got = e
+        assert t <= 2.5, f"trickled head still open after {t:.2f}s (header_timeout: 1s)"
+        assert getattr(got, "status", None) == 408, f"expected 408 for a trickled head, got {got!r}"
+
+
+def test_idle_before_first_request_closed(srv):
+    with RawConn(srv.port, timeout=5) as c:
+        t0 = time.monotonic()
+        extra = c.wait_closed(3.0)
+        t = time.monotonic() - t0
+        assert t <= 2.5, f"idle new connection closed after {t:.2f}s"
+        assert extra == b"" or extra.startswith(b"HTTP/1.1 408"), f"unexpected bytes {extra!r}"
+
+
+def test_keepalive_idle_closed(srv):
+    with RawConn(srv.port, timeout=5) as c:
+        r = c.request("GET", "/")
+        assert r.status == 200, r
+        t0 = time.monotonic()
+        extra = c.wait_closed(3.0)
+        t = time.monotonic() - t0
+        assert 0.7 <= t <= 2.5, f"idle keep-alive connection closed after {t:.2f}s, expected ~1s"
+        assert extra == b"", f"idle close should be silent, got {extra!r}"
+
+
+def test_keepalive_activity_keeps_connection(srv):
+    with RawConn(srv.port, timeout=5) as c:
+        for _ in range(4):
+            assert c.request("GET", "/").status == 200
+            time.sleep(0.5)
+        assert c.request("GET", "/").status == 200
+
+
+def test_body_timeout_408(srv):
+    with RawConn(srv.port, timeout=5) as c:
+        c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        t0 = time.monotonic()
+        r = c.read_response(timeout=4)
+        t = time.monotonic() - t0
+        assert r.status == 408, f"stalled body must get 408, got {r}"
+        assert 0.8 <= t <= 2.5, f"408 after {t:.2f}s, expected ~1s (body_timeout: 1s)"
+        c.wait_closed(1.0)
+
+
+def test_body_timeout_chunked_408(srv):
+    with RawConn(srv.port, timeout=5) as c:
+        c.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc")
+        r = c.read_response(timeout=4)
+        assert r.status == 408, f"stalled chunked body must get 408, got {r}"
+        c.wait_closed(1.0)
