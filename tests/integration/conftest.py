@@ -275,7 +275,11 @@ class CairnFactory:
                     os.killpg(c.proc.pid, signal.SIGKILL)
                 except OSError:
                     pass
-            rep = sanitizer_report(c.stderr_text())
+            texts = [c.stderr_text()]
+            for f in sorted(c.tmp.glob("*.log")):
+                if f != c.stderr_path:
+                    texts.append(_read(f))
+            rep = sanitizer_report("\n".join(texts))
             if rep:
                 problems.append(f"sanitizer report in cairn (pid {c.pid}) stderr:\n{rep}")
         self.started.clear()

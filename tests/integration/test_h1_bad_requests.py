@@ -1,9 +1,11 @@
 """The bad-request corpus tests/data/h1_bad_requests.txt, one test per entry.
 
-Format: lines before the first entry form the file header; it states the limits to
-configure (e.g. `max_header_size: 4KiB`), which are copied into `server:`. Each entry is
+Format (see the file's header): lines before the first entry form the header; it states
+the limits to configure (`max_head = 8192 bytes, max_headers = 100, max_target = 2048
+bytes`), which become server.max_header_size / max_headers / max_uri_size. Each entry is
 `### <status> <name>` followed by lines holding the raw request written with C escapes
-(\\r \\n \\t \\0 \\xHH \\\\); the file's own newlines are ignored.
+(\\r \\n \\t \\0 \\xHH \\\\); the file's own newlines are ignored; other lines starting
+with "#" are comments.
 
 For each entry the raw bytes are sent on a fresh connection; cairn must answer with
 exactly <status> and then close the connection (recv returns b'' within 2 s).
@@ -16,8 +18,11 @@ import pytest
 from helpers import RawConn, c_unescape, static_route
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "h1_bad_requests.txt"
-LIMIT_KEYS = ("max_header_size", "max_headers", "max_uri_size", "max_body_size",
-              "header_timeout", "body_timeout", "keepalive_timeout")
+# corpus header name -> cairn server key
+LIMIT_KEYS = {"max_head": "max_header_size", "max_header_size": "max_header_size",
+              "max_headers": "max_headers", "max_target": "max_uri_size",
+              "max_uri_size": "max_uri_size", "max_body_size": "max_body_size",
+              "max_body": "max_body_size"}
 
 
 def load_corpus():
@@ -33,15 +38,25 @@ def load_corpus():
             entries.append(cur)
         elif ln.startswith("###"):
             raise ValueError(f"{CORPUS}:{lineno}: malformed entry header {ln!r}")
+        elif ln.startswith("#"):
+            if cur is None:
+                header.append(ln)
         elif cur is None:
             header.append(ln)
         else:
             cur[2].append(ln)
     limits = {}
     for ln in header:
-        for key in LIMIT_KEYS:
-            for m in re.finditer(key + r"\s*[:=]\s*([0-9]+[A-Za-z]*)", ln):
-                limits[key] = int(m.group(1)) if m.group(1).isdigit() else m.group(1)
+        for m in re.finditer(r"\b([a-z_]+)\s*[:=]\s*([0-9]+)\s*([A-Za-z]*)", ln):
+            key, num, unit = m.group(1), int(m.group(2)), m.group(3)
+            if key not in LIMIT_KEYS:
+                continue
+            if key == "max_headers" or unit in ("", "bytes", "B"):
+                val = num if key == "max_headers" else (
+                    f"{num // 1024}KiB" if num % 1024 == 0 else num)
+            else:
+                val = f"{num}{unit}"
+            limits[LIMIT_KEYS[key]] = val
     out = []
     for status, name, body_lines, lineno in entries:
         data = c_unescape("".join(body_lines))

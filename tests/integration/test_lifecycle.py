@@ -60,7 +60,7 @@ def test_sigterm_drains_inflight(cairn, origin):
     assert "resp" in res, f"in-flight request failed during graceful shutdown: {res.get('err')!r}"
     r = res["resp"]
     assert r.status == 200 and r.body == SLOW_BODY, f"in-flight response incomplete: {r}"
-    code = c.wait_exit(5 - (time.monotonic() - t_sig))
+    code = c.wait_exit(max(0.1, 5 - (time.monotonic() - t_sig)))
     assert code is not None, "cairn still running 5s after SIGTERM (shutdown_grace is 30s)"
     assert code == 0, f"exit code {code} after graceful SIGTERM"
     exited = time.monotonic()
