@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -165,6 +166,17 @@ daemonize(void)
     return p[1];
 }
 
+/* A proxy holds two descriptors per proxied request: raise the soft limit to the hard one. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -198,6 +210,7 @@ main(int argc, char **argv)
                              .ready_fd = -1};
     if (opts.daemon)
         opts.ready_fd = daemonize();
+    raise_fd_limit();
     cn_server_t *srv = cn_server_new(cfg, &opts);
     rc = cn_server_run(srv);
     cn_server_free(srv);

@@ -31,7 +31,6 @@ struct cn_sock {
     size_t rbuf_limit;  /* the most bytes ever buffered for reading */
     size_t read_chunk;  /* bytes reserved per read */
     uv_write_t wreq;
-    uv_connect_t creq;
     cn_sock_read_cb on_read;
     cn_sock_write_cb on_write;
     cn_sock_close_cb on_close;

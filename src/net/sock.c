@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "core/alloc.h"
 #include "core/assert.h"
 #include "core/str.h"
 
@@ -57,6 +58,7 @@ static void
 on_connect_done(uv_connect_t *req, int status)
 {
     cn_sock_t *s = req->data;
+    cn_free(req);
     if (s->closing)
         return;
     s->on_connect(s, map_uv(status));
@@ -68,25 +70,32 @@ cn_sock_connect(uv_loop_t *loop, cn_sock_t *s, const struct sockaddr *addr,
 {
     int r;
     s->on_connect = cb;
-    s->creq.data = s;
+    /* Only outgoing connections pay for a connect request, and only while connecting. */
+    uv_connect_t *creq = cn_xmalloc(sizeof(*creq));
+    creq->data = s;
     if (addr->sa_family == AF_UNIX) {
         r = uv_pipe_init(loop, &s->u.pipe, 0);
-        if (r != 0)
+        if (r != 0) {
+            cn_free(creq);
             return map_uv(r);
+        }
         s->is_unix = 1;
         s->u.handle.data = s;
-        uv_pipe_connect(&s->creq, &s->u.pipe, ((const struct sockaddr_un *)addr)->sun_path,
+        uv_pipe_connect(creq, &s->u.pipe, ((const struct sockaddr_un *)addr)->sun_path,
                         on_connect_done);
         return CAIRN_OK;
     }
     r = uv_tcp_init(loop, &s->u.tcp);
-    if (r != 0)
+    if (r != 0) {
+        cn_free(creq);
         return map_uv(r);
+    }
     s->u.handle.data = s;
     uv_tcp_nodelay(&s->u.tcp, 1);
-    r = uv_tcp_connect(&s->creq, &s->u.tcp, addr, on_connect_done);
+    r = uv_tcp_connect(creq, &s->u.tcp, addr, on_connect_done);
     if (r != 0) {
         /* The handle is initialised: the caller must still close it. */
+        cn_free(creq);
         return map_uv(r);
     }
     return CAIRN_OK;
