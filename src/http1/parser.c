@@ -369,14 +369,15 @@ valid_authority(cairn_iov_t a, bool need_port)
     return valid_port(a.base + i + 1, a.len - i - 1);
 }
 
-/* @rest is empty or starts with '/' or '?'. */
+/* @rest is empty or starts with '/' or '?'. An empty path becomes @slash, a "/" inside the
+ * caller's buffer (so that every result stays a slice of the input). */
 static void
-split_path(cn_h1_request_t *req, cairn_iov_t rest)
+split_path(cn_h1_request_t *req, cairn_iov_t rest, cairn_iov_t slash)
 {
     const char *q = rest.len ? memchr(rest.base, '?', rest.len) : NULL;
     size_t plen = q ? (size_t)(q - rest.base) : rest.len;
 
-    req->path = plen ? cn_iov(rest.base, plen) : CAIRN_IOV_LIT("/");
+    req->path = plen ? cn_iov(rest.base, plen) : slash;
     if (q) {
         req->has_query = true;
         req->query = cn_iov(q + 1, rest.len - plen - 1);
@@ -408,7 +409,7 @@ parse_absolute_form(struct scan *s, cn_h1_request_t *req)
     if (!valid_authority(auth, false))
         return fail(s, 400, "invalid authority in request target");
     req->host = auth;
-    split_path(req, cn_iov(t.base + e, t.len - e));
+    split_path(req, cn_iov(t.base + e, t.len - e), cn_iov(t.base + i + 1, 1));
     return SCAN_OK;
 }
 
@@ -425,7 +426,7 @@ classify_target(struct scan *s, cn_h1_request_t *req)
         return SCAN_OK;
     }
     if (t.base[0] == '/') {
-        split_path(req, t);
+        split_path(req, t, cn_iov(t.base, 1));
         return SCAN_OK;
     }
     if (t.len == 1 && t.base[0] == '*') {
