@@ -14,9 +14,9 @@
 /* ---- diagnostics ---------------------------------------------------------------------- */
 
 struct cn_diag {
-    char *file; /* owned by the list */
+    char *file;         /* owned by the list */
     unsigned line, col; /* 1-based; 0 when the error has no position (e.g. unreadable file) */
-    char *msg;  /* owned by the list */
+    char *msg;          /* owned by the list */
 };
 
 typedef struct cn_diags {
@@ -64,34 +64,34 @@ typedef enum cn_access_log_format {
 } cn_access_log_format_t;
 
 typedef struct cn_conf_server {
-    uint32_t workers;            /* default: number of CPUs (resolved at load) */
-    uint64_t shutdown_grace_ms;  /* 30s */
-    int log_level;               /* cn_log_level_t; "info" */
-    char *error_log;             /* "stderr" */
-    char *access_log;            /* "stdout", a path, or "off" */
+    uint32_t workers;                         /* default: number of CPUs (resolved at load) */
+    uint64_t shutdown_grace_ms;               /* 30s */
+    int log_level;                            /* cn_log_level_t; "info" */
+    char *error_log;                          /* "stderr" */
+    char *access_log;                         /* "stdout", a path, or "off" */
     cn_access_log_format_t access_log_format; /* json */
-    bool daemon;                 /* false */
-    char *pid_file;              /* "cairn.pid" */
-    bool pid_file_set;           /* true when the key was written in the file */
-    char *upgrade_socket;        /* "cairn.upgrade.sock" */
-    uint64_t header_timeout_ms;  /* 10s: whole request head must arrive (→ 408) */
-    uint64_t keepalive_timeout_ms; /* 60s: idle between requests */
-    uint64_t body_timeout_ms;    /* 60s: between two reads of a request body (→ 408) */
-    uint64_t send_timeout_ms;    /* 60s: between two writes to a client */
-    uint64_t max_header_size;    /* 64KiB (→ 431) */
-    uint32_t max_headers;        /* 100 (→ 431) */
-    uint64_t max_uri_size;       /* 8KiB (→ 414) */
-    uint64_t max_body_size;      /* 1GiB (→ 413); 0 = unlimited */
-    uint64_t request_memory;     /* 1MiB: per-request arena cap */
-    char *server_header;         /* "cairn"; "" = no Server header */
+    bool daemon;                              /* false */
+    char *pid_file;                           /* "cairn.pid" */
+    bool pid_file_set;                        /* true when the key was written in the file */
+    char *upgrade_socket;                     /* "cairn.upgrade.sock" */
+    uint64_t header_timeout_ms;               /* 10s: whole request head must arrive (→ 408) */
+    uint64_t keepalive_timeout_ms;            /* 60s: idle between requests */
+    uint64_t body_timeout_ms; /* 60s: between two reads of a request body (→ 408) */
+    uint64_t send_timeout_ms; /* 60s: between two writes to a client */
+    uint64_t max_header_size; /* 64KiB (→ 431) */
+    uint32_t max_headers;     /* 100 (→ 431) */
+    uint64_t max_uri_size;    /* 8KiB (→ 414) */
+    uint64_t max_body_size;   /* 1GiB (→ 413); 0 = unlimited */
+    uint64_t request_memory;  /* 1MiB: per-request arena cap */
+    char *server_header;      /* "cairn"; "" = no Server header */
     cn_conf_cidr_t *trusted_proxies;
     size_t n_trusted_proxies;
 } cn_conf_server_t;
 
 typedef struct cn_conf_admin {
-    bool enabled;         /* false when listen is "off" */
+    bool enabled;          /* false when listen is "off" */
     cn_conf_addr_t listen; /* 127.0.0.1:9901 */
-    char *token;          /* optional bearer token; NULL = none */
+    char *token;           /* optional bearer token; NULL = none */
 } cn_conf_admin_t;
 
 typedef struct cn_conf_listener {
@@ -125,8 +125,8 @@ typedef struct cn_conf_upstream {
 
 typedef struct cn_conf_cache {
     char *name;
-    uint64_t memory_size;        /* 256MiB */
-    uint64_t memory_max_object;  /* 8MiB */
+    uint64_t memory_size;          /* 256MiB */
+    uint64_t memory_max_object;    /* 8MiB */
     uint64_t lock_wait_timeout_ms; /* 10s */
     uint64_t lock_age_timeout_ms;  /* 10s */
 } cn_conf_cache_t;
@@ -195,7 +195,7 @@ typedef struct cn_conf_route {
 } cn_conf_route_t;
 
 struct cn_config {
-    int refcnt; /* atomic */
+    int refcnt;       /* atomic */
     cn_arena_t arena; /* every string and array above lives here */
     char *file;       /* "<embedded>" for the built-in default */
     cn_conf_server_t server;
@@ -214,8 +214,8 @@ struct cn_config {
  *  CAIRN_OK is returned; otherwise CAIRN_ECONFIG (or CAIRN_EIO) with every error in @diags. */
 cairn_err_t cn_config_load_file(const char *path, cn_config_t **out, cn_diags_t *diags);
 /** Same from memory; @name is used as the file name in diagnostics. */
-cairn_err_t cn_config_load_string(const char *name, const char *text, size_t len,
-                                  cn_config_t **out, cn_diags_t *diags);
+cairn_err_t cn_config_load_string(const char *name, const char *text, size_t len, cn_config_t **out,
+                                  cn_diags_t *diags);
 /** The YAML text of the embedded default configuration (a static string). */
 const char *cn_config_embedded_default(void);
 void cn_config_ref(cn_config_t *c);

@@ -1,0 +1,811 @@
+/* SPDX-License-Identifier: MIT */
+/* The schema of cairn's YAML file as declarative tables, the checks that span several keys
+ * (route actions, references between sections, files that must exist), and the entry points
+ * cn_config_load_*() that turn a file into an immutable, refcounted cn_config_t. */
+#include "config/config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "config/schema.h"
+#include "core/alloc.h"
+#include "core/log.h"
+
+#define KiB 1024ull
+#define MiB (1024ull * 1024)
+#define GiB (1024ull * 1024 * 1024)
+#define ERROR_PAGE_MAX (1 * MiB)
+#define CONFIG_FILE_MAX (64 * MiB)
+#define QUOTE_MAX 96
+
+_Static_assert(sizeof(cn_access_log_format_t) == sizeof(int), "enums are stored as int");
+
+/* ---- string checks ------------------------------------------------------------------- */
+
+static bool
+is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char *
+check_header_name(const char *s)
+{
+    if (*s == '\0')
+        return "a header name must not be empty";
+    for (; *s != '\0'; s++)
+        if (!is_tchar(*s))
+            return "a header name is an HTTP token (letters, digits and !#$%&'*+-.^_`|~)";
+    return NULL;
+}
+
+static const char *
+check_text(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return "control characters and line breaks are not allowed";
+    return NULL;
+}
+
+static const char *
+check_method(const char *s)
+{
+    if (*s == '\0')
+        return "a method must not be empty";
+    for (; *s != '\0'; s++)
+        if (!is_tchar(*s) || (*s >= 'a' && *s <= 'z'))
+            return "a method is an uppercase token such as GET";
+    return NULL;
+}
+
+static const char *
+check_path(const char *s)
+{
+    if (s[0] != '/')
+        return "a path must start with \"/\"";
+    return check_text(s);
+}
+
+static const char *
+check_host(const char *s)
+{
+    if (strncmp(s, "*.", 2) == 0)
+        s += 2;
+    if (*s == '\0')
+        return "expected a host name or *.domain";
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '.' || *s == '_' || *s == ':' || *s == '[' || *s == ']'))
+            return "expected a host name or *.domain";
+    return NULL;
+}
+
+static const char *
+check_nonempty_text(const char *s)
+{
+    if (*s == '\0')
+        return "must not be empty";
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+            return "spaces and control characters are not allowed";
+    return NULL;
+}
+
+/* ---- helpers for post hooks ---------------------------------------------------------- */
+
+/* Reports an error at the value of @key inside @node (or at @node when the key is absent),
+ * with the key appended to the path. */
+static void CN_PRINTF(4, 5) error_at_key(cn_conf_walk_t *w, const cn_dom_node_t *node,
+                                         const char *key, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    const cn_dom_node_t *at = cn_dom_get(node, key);
+    size_t old = cn_conf_path_push(w, key, 0);
+    cn_conf_error(w, at != NULL ? at : node, "%s", msg);
+    cn_conf_path_pop(w, old);
+}
+
+/* Checks that @name is the name of one of @n objects of @size bytes whose char *name is at
+ * @name_off; otherwise reports it at @key of @node with a suggestion. */
+static bool
+check_ref(cn_conf_walk_t *w, const cn_dom_node_t *node, const char *key, const char *what,
+          const char *name, const void *items, size_t n, size_t size, size_t name_off)
+{
+    char q[QUOTE_MAX];
+    const char **names = cn_xmalloc((n ? n : 1) * sizeof(*names));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = *(char *const *)((const char *)items + i * size + name_off);
+        if (s != NULL && strcmp(s, name) == 0) {
+            cn_free(names);
+            return true;
+        }
+        if (s != NULL)
+            names[k++] = s;
+    }
+    const char *sug = cn_conf_suggest(name, names, k);
+    cn_conf_quote(q, sizeof(q), name);
+    if (sug != NULL)
+        error_at_key(w, node, key, "undefined %s %s; did you mean \"%s\"?", what, q, sug);
+    else
+        error_at_key(w, node, key, "undefined %s %s", what, q);
+    cn_free(names);
+    return false;
+}
+
+static void
+unreadable(cn_conf_walk_t *w, const cn_dom_node_t *node, const char *key, const char *path,
+           const char *why)
+{
+    char q[QUOTE_MAX];
+    error_at_key(w, node, key, "cannot read %s: %s", cn_conf_quote(q, sizeof(q), path), why);
+}
+
+/* ---- server and admin ---------------------------------------------------------------- */
+
+static const char *const log_level_names[] = {"error", "warn",  "notice", "info",
+                                              "debug", "trace", NULL};
+static const char *const access_log_formats[] = {"json", "combined", NULL};
+
+static const cn_conf_field_t server_fields[] = {
+    CN_CONF_U32_AUTO("workers", cn_conf_server_t, workers, 1, 1024,
+                     "Worker threads, each running its own event loop; auto = one per online "
+                     "CPU."),
+    CN_CONF_MSEC("shutdown_grace", cn_conf_server_t, shutdown_grace_ms, "30s", 0, 0,
+                 "On shutdown or upgrade, how long in-flight requests may finish before their "
+                 "connections are closed."),
+    CN_CONF_ENUM("log_level", cn_conf_server_t, log_level, log_level_names, "info",
+                 "Error log threshold."),
+    CN_CONF_STR_X("error_log", cn_conf_server_t, error_log, "stderr", 0, check_nonempty_text, NULL,
+                  "Error log destination: stderr, or a file path (reopened on SIGUSR1)."),
+    CN_CONF_STR_X("access_log", cn_conf_server_t, access_log, "stdout", 0, check_nonempty_text,
+                  NULL, "Access log destination: stdout, stderr, a file path, or off."),
+    CN_CONF_ENUM("access_log_format", cn_conf_server_t, access_log_format, access_log_formats,
+                 "json", "Access log line format."),
+    CN_CONF_BOOL("daemon", cn_conf_server_t, daemon, "false",
+                 "Detach from the terminal and run in the background."),
+    CN_CONF_STR_X("pid_file", cn_conf_server_t, pid_file, "cairn.pid", 0, check_nonempty_text, NULL,
+                  "File the process id is written to."),
+    CN_CONF_STR_X("upgrade_socket", cn_conf_server_t, upgrade_socket, "cairn.upgrade.sock", 0,
+                  check_nonempty_text, NULL,
+                  "Unix socket through which a new cairn process takes over the listening "
+                  "sockets during a zero-downtime upgrade."),
+    CN_CONF_MSEC("header_timeout", cn_conf_server_t, header_timeout_ms, "10s", 1, 0,
+                 "Time allowed for the whole request head to arrive (408 after it)."),
+    CN_CONF_MSEC("keepalive_timeout", cn_conf_server_t, keepalive_timeout_ms, "60s", 1, 0,
+                 "Idle time allowed between two requests on a client connection."),
+    CN_CONF_MSEC("body_timeout", cn_conf_server_t, body_timeout_ms, "60s", 1, 0,
+                 "Longest wait between two reads of a request body (408 after it)."),
+    CN_CONF_MSEC("send_timeout", cn_conf_server_t, send_timeout_ms, "60s", 1, 0,
+                 "Longest wait between two writes to a client."),
+    CN_CONF_SIZE("max_header_size", cn_conf_server_t, max_header_size, "64KiB", 1 * KiB, 16 * MiB,
+                 "Largest request head (431 above it)."),
+    CN_CONF_U32("max_headers", cn_conf_server_t, max_headers, "100", 1, 10000,
+                "Most header fields in one request (431 above it)."),
+    CN_CONF_SIZE("max_uri_size", cn_conf_server_t, max_uri_size, "8KiB", 256, 1 * MiB,
+                 "Longest request target (414 above it)."),
+    CN_CONF_SIZE("max_body_size", cn_conf_server_t, max_body_size, "1GiB", 0, 0,
+                 "Largest request body (413 above it); 0 = unlimited."),
+    CN_CONF_SIZE("request_memory", cn_conf_server_t, request_memory, "1MiB", 16 * KiB, 1 * GiB,
+                 "Memory cap of each request's arena."),
+    CN_CONF_STR_X("server_header", cn_conf_server_t, server_header, "cairn", 0, check_text, NULL,
+                  "Value of the Server response header; \"\" = no Server header."),
+    CN_CONF_CIDRLIST("trusted_proxies", cn_conf_server_t, trusted_proxies, n_trusted_proxies,
+                     "Client addresses (CIDR ranges, e.g. 10.0.0.0/8 or ::1/128) whose "
+                     "X-Forwarded-For and Forwarded headers are believed; default none."),
+    CN_CONF_END,
+};
+
+static void
+server_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    cn_conf_server_t *s = obj;
+    (void)w;
+    (void)index;
+    s->pid_file_set = cn_dom_get_key(node, "pid_file") != NULL;
+    if (s->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->workers = n < 1 ? 1 : n > 1024 ? 1024 : (uint32_t)n;
+    }
+}
+
+static const cn_conf_field_t admin_fields[] = {
+    CN_CONF_ADDR("listen", cn_conf_admin_t, listen, "127.0.0.1:9901", CN_ADDR_LISTEN | CN_ADDR_OFF,
+                 "Address of the admin API (health, metrics, config), or off."),
+    CN_CONF_STR_X("token", cn_conf_admin_t, token, NULL, CN_NULLABLE, check_nonempty_text, NULL,
+                  "Bearer token the admin API requires; null = no authentication."),
+    CN_CONF_END,
+};
+
+static void
+admin_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    cn_conf_admin_t *a = obj;
+    (void)w;
+    (void)node;
+    (void)index;
+    a->enabled = a->listen.sslen != 0;
+}
+
+/* ---- listeners ------------------------------------------------------------------------- */
+
+static const cn_conf_field_t tls_fields[] = {
+    CN_CONF_STR("cert", cn_conf_listener_t, tls_cert, NULL, CN_NULLABLE,
+                "PEM certificate chain file."),
+    CN_CONF_STR("key", cn_conf_listener_t, tls_key, NULL, CN_NULLABLE, "PEM private key file."),
+    CN_CONF_END,
+};
+
+static void
+tls_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    cn_conf_listener_t *l = obj;
+    (void)index;
+    if (node == NULL)
+        return;
+    if ((l->tls_cert == NULL) != (l->tls_key == NULL)) {
+        cn_conf_error(w, node, "cert and key must be set together");
+        return;
+    }
+    if (l->tls_cert != NULL && access(l->tls_cert, R_OK) != 0)
+        unreadable(w, node, "cert", l->tls_cert, strerror(errno));
+    if (l->tls_key != NULL && access(l->tls_key, R_OK) != 0)
+        unreadable(w, node, "key", l->tls_key, strerror(errno));
+}
+
+static const cn_conf_field_t listener_fields[] = {
+    CN_CONF_ADDR("listen", cn_conf_listener_t, addr, NULL, CN_REQUIRED | CN_ADDR_LISTEN,
+                 "Address to accept connections on: ip:port, [ipv6]:port, localhost:port, "
+                 "*:port (all IPv4 interfaces) or unix:/path."),
+    CN_CONF_STR_X("name", cn_conf_listener_t, name, NULL, CN_NULLABLE, check_nonempty_text, NULL,
+                  "Unique name, which routes can match on (match.listener)."),
+    CN_CONF_GROUP("tls", tls_fields, tls_post, NULL,
+                  "Serve TLS with this certificate and key (both required together)."),
+    CN_CONF_END,
+};
+
+/* ---- upstreams and caches ------------------------------------------------------------ */
+
+static const cn_conf_field_t peer_fields[] = {
+    CN_CONF_ADDR("address", cn_conf_peer_t, addr, NULL, CN_REQUIRED,
+                 "host:port, [ipv6]:port, hostname:port (resolved once at load) or unix:/path."),
+    CN_CONF_U32("weight", cn_conf_peer_t, weight, "1", 1, 1000,
+                "Relative share of requests sent to this peer."),
+    CN_CONF_END,
+};
+
+static const cn_conf_field_t upstream_fields[] = {
+    CN_CONF_LIST("peers", cn_conf_upstream_t, peers, n_peers, cn_conf_peer_t, peer_fields,
+                 CN_REQUIRED | CN_NONEMPTY, NULL, "Origin servers of this upstream."),
+    CN_CONF_MSEC("connect_timeout", cn_conf_upstream_t, connect_timeout_ms, "2s", 1, 0,
+                 "Time allowed to establish a connection to a peer."),
+    CN_CONF_MSEC("read_timeout", cn_conf_upstream_t, read_timeout_ms, "30s", 1, 0,
+                 "Longest wait for data from a peer (504 when nothing was sent yet)."),
+    CN_CONF_MSEC("write_timeout", cn_conf_upstream_t, write_timeout_ms, "30s", 1, 0,
+                 "Longest wait between two writes to a peer."),
+    CN_CONF_U32("retries", cn_conf_upstream_t, retries, "1", 0, 16,
+                "Extra attempts on another peer when a connection fails before any response "
+                "byte (idempotent requests only)."),
+    CN_CONF_U32("max_in_flight", cn_conf_upstream_t, max_in_flight, "0", 0, 0,
+                "Most concurrent requests to this upstream; more wait in a queue; 0 = "
+                "unlimited."),
+    CN_CONF_MSEC("queue_timeout", cn_conf_upstream_t, queue_timeout_ms, "10s", 1, 0,
+                 "Longest wait in the max_in_flight queue (503 after it)."),
+    CN_CONF_U32("retry_after", cn_conf_upstream_t, retry_after, "1", 0, 86400,
+                "Retry-After value, in seconds, of the 503 sent on a queue timeout."),
+    CN_CONF_BOOL("pass_takes_slot", cn_conf_upstream_t, pass_takes_slot, "false",
+                 "Whether uncacheable (pass) requests count against max_in_flight."),
+    CN_CONF_U32("keepalive_pool", cn_conf_upstream_t, keepalive_pool, "64", 0, 100000,
+                "Idle connections kept per worker for reuse; 0 = no reuse."),
+    CN_CONF_MSEC("keepalive_idle", cn_conf_upstream_t, keepalive_idle_ms, "60s", 1, 0,
+                 "How long an idle pooled connection is kept."),
+    CN_CONF_SIZE("buffer_size", cn_conf_upstream_t, buffer_size, "64KiB", 4 * KiB, 16 * MiB,
+                 "I/O buffer per direction of a proxied exchange."),
+    CN_CONF_END,
+};
+
+static const cn_conf_field_t cache_memory_fields[] = {
+    CN_CONF_SIZE("size", cn_conf_cache_t, memory_size, "256MiB", 64 * KiB, 0,
+                 "Memory for cached objects (headers and bodies)."),
+    CN_CONF_SIZE("max_object", cn_conf_cache_t, memory_max_object, "8MiB", 1, 0,
+                 "Largest object stored; larger responses are passed through uncached."),
+    CN_CONF_END,
+};
+
+static const cn_conf_field_t cache_lock_fields[] = {
+    CN_CONF_MSEC("wait_timeout", cn_conf_cache_t, lock_wait_timeout_ms, "10s", 0, 0,
+                 "How long a request waits for a concurrent fetch of the same object before "
+                 "fetching it itself."),
+    CN_CONF_MSEC("age_timeout", cn_conf_cache_t, lock_age_timeout_ms, "10s", 0, 0,
+                 "Age after which a pending fetch no longer holds back other requests."),
+    CN_CONF_END,
+};
+
+static const cn_conf_field_t cache_fields[] = {
+    CN_CONF_GROUP("memory", cache_memory_fields, NULL, NULL, "The in-memory tier."),
+    CN_CONF_GROUP("lock", cache_lock_fields, NULL, NULL,
+                  "Request collapsing: concurrent misses for one object wait for one fetch."),
+    CN_CONF_END,
+};
+
+static void
+cache_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    cn_conf_cache_t *c = obj;
+    const cn_dom_node_t *mem = cn_dom_get(node, "memory");
+    (void)index;
+    if (c->memory_max_object <= c->memory_size)
+        return;
+    if (cn_dom_get(mem, "max_object") == NULL) {
+        /* Only the size was written: the default max_object shrinks to fit. */
+        c->memory_max_object = c->memory_size;
+        return;
+    }
+    size_t old = cn_conf_path_push(w, "memory", 0);
+    error_at_key(w, mem, "max_object", "must not be larger than memory.size");
+    cn_conf_path_pop(w, old);
+}
+
+/* ---- routes -------------------------------------------------------------------------- */
+
+static void
+free_regex(void *code)
+{
+    pcre2_code_free(code);
+}
+
+static const cn_conf_field_t match_fields[] = {
+    CN_CONF_STR("listener", cn_conf_match_t, listener, NULL, CN_NULLABLE,
+                "Name of the listener the request arrived on."),
+    CN_CONF_STRLIST("host", cn_conf_match_t, hosts, n_hosts, CN_SCALAR_OK, check_host,
+                    "Host of the request: a name or a list of names; \"*.example.com\" matches "
+                    "any subdomain; case-insensitive."),
+    CN_CONF_STR_X("path_prefix", cn_conf_match_t, path_prefix, NULL, CN_NULLABLE, check_path, NULL,
+                  "The path starts with this."),
+    CN_CONF_STR_X("path", cn_conf_match_t, path, NULL, CN_NULLABLE, check_path, NULL,
+                  "The path equals this."),
+    CN_CONF_STR("path_regex", cn_conf_match_t, path_regex, NULL, CN_NULLABLE,
+                "The path matches this PCRE2 regular expression (compiled at load)."),
+    CN_CONF_STRLIST("methods", cn_conf_match_t, methods, n_methods, 0, check_method,
+                    "The method is one of these (uppercase tokens)."),
+    CN_CONF_STRMAP("headers", cn_conf_match_t, headers, n_headers, CN_NULL_VALUES,
+                   check_header_name,
+                   "Request headers that must be present (null) or have exactly this value."),
+    CN_CONF_STRMAP("query", cn_conf_match_t, query, n_query, CN_NULL_VALUES, NULL,
+                   "Query parameters that must be present (null) or have exactly this value."),
+    CN_CONF_END,
+};
+
+static void
+match_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    cn_conf_match_t *m = obj;
+    cn_config_t *cfg = w->cfg;
+    (void)index;
+    if (m->listener != NULL)
+        check_ref(w, node, "listener", "listener", m->listener, cfg->listeners, cfg->n_listeners,
+                  sizeof(cn_conf_listener_t), offsetof(cn_conf_listener_t, name));
+    if (m->path_regex != NULL) {
+        int code;
+        PCRE2_SIZE off;
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)m->path_regex, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+        if (re == NULL) {
+            char msg[256];
+            pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof(msg));
+            error_at_key(w, node, "path_regex", "invalid regular expression: %s at offset %zu", msg,
+                         (size_t)off);
+        } else {
+            m->path_re = re;
+            cn_arena_defer(w->arena, free_regex, re);
+        }
+    }
+}
+
+static const cn_conf_field_t header_rules_fields[] = {
+    CN_CONF_STRMAP("add", cn_conf_header_rules_t, add, n_add, 0, check_header_name,
+                   "Headers appended, keeping existing values."),
+    CN_CONF_STRMAP("set", cn_conf_header_rules_t, set, n_set, 0, check_header_name,
+                   "Headers set, replacing every existing value."),
+    CN_CONF_STRLIST("remove", cn_conf_header_rules_t, remove, n_remove, 0, check_header_name,
+                    "Headers removed."),
+    CN_CONF_END,
+};
+
+static const cn_conf_field_t static_fields[] = {
+    CN_CONF_U32("status", cn_conf_route_t, static_.status, "200", 100, 599, "Response status."),
+    CN_CONF_STRMAP("headers", cn_conf_route_t, static_.headers, static_.n_headers, 0,
+                   check_header_name, "Response headers."),
+    CN_CONF_STR("body", cn_conf_route_t, static_.body, "", 0, "Response body."),
+    CN_CONF_END,
+};
+
+static const cn_conf_field_t redirect_fields[] = {
+    CN_CONF_STR_X("to", cn_conf_route_t, redirect.to, NULL, CN_REQUIRED, check_nonempty_text, NULL,
+                  "Target URL or path (the Location header)."),
+    CN_CONF_U32("status", cn_conf_route_t, redirect.status, "301", 301, 308,
+                "Redirect status: 301, 302, 303, 307 or 308."),
+    CN_CONF_BOOL("keep_path", cn_conf_route_t, redirect.keep_path, "false",
+                 "Append the part of the request path after match.path_prefix to the target."),
+    CN_CONF_END,
+};
+
+static void
+redirect_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    const cn_conf_route_t *r = obj;
+    uint32_t s = r->redirect.status;
+    (void)index;
+    if (node != NULL && s != 301 && s != 302 && s != 303 && s != 307 && s != 308)
+        error_at_key(w, node, "status", "must be one of 301, 302, 303, 307 or 308");
+}
+
+static const cn_conf_field_t files_fields[] = {
+    CN_CONF_STR_X("root", cn_conf_route_t, files.root, NULL, CN_REQUIRED, check_nonempty_text, NULL,
+                  "Directory served; it must exist when the configuration is loaded."),
+    CN_CONF_STR_X("index", cn_conf_route_t, files.index, "index.html", 0, check_nonempty_text, NULL,
+                  "File served for a request that names a directory."),
+    CN_CONF_END,
+};
+
+static void
+files_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    const cn_conf_route_t *r = obj;
+    struct stat st;
+    (void)index;
+    if (node == NULL || r->files.root == NULL)
+        return;
+    if (stat(r->files.root, &st) != 0)
+        unreadable(w, node, "root", r->files.root, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        unreadable(w, node, "root", r->files.root, "not a directory");
+}
+
+static bool
+page_has_body(const void *obj)
+{
+    return ((const cn_conf_error_page_t *)obj)->file == NULL;
+}
+
+static const cn_conf_field_t error_page_fields[] = {
+    CN_CONF_STR_X("body", cn_conf_error_page_t, body, NULL, CN_NULLABLE, NULL, page_has_body,
+                  "Inline body (exclusive with file)."),
+    CN_CONF_STR("file", cn_conf_error_page_t, file, NULL, CN_NULLABLE,
+                "File whose content is the body, read once at load (at most 1MiB)."),
+    CN_CONF_STR_X("content_type", cn_conf_error_page_t, content_type, NULL, CN_NULLABLE, check_text,
+                  NULL,
+                  "Content-Type of the page; default text/html for a file ending in .html or "
+                  ".htm, else text/plain."),
+    CN_CONF_END,
+};
+
+static const char *
+read_small_file(cn_arena_t *arena, const char *path, char **out)
+{
+    struct stat st;
+    /* Non-blocking so that a FIFO or device named by mistake cannot hang the load. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return strerror(errno);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)ERROR_PAGE_MAX) {
+        close(fd);
+        return S_ISREG(st.st_mode) ? "larger than 1MiB" : "not a regular file";
+    }
+    size_t len = (size_t)st.st_size, got = 0;
+    char *buf = cn_arena_xalloc(arena, len + 1);
+    while (got < len) {
+        ssize_t k = read(fd, buf + got, len - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *out = buf;
+    return NULL;
+}
+
+static bool
+has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static void
+error_page_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    cn_conf_error_page_t *p = obj;
+    const char *why;
+    (void)index;
+    if ((p->body == NULL) == (p->file == NULL)) {
+        cn_conf_error(w, node, "set exactly one of body or file");
+        return;
+    }
+    if (p->file != NULL && (why = read_small_file(w->arena, p->file, &p->body)) != NULL)
+        unreadable(w, node, "file", p->file, why);
+    if (p->content_type == NULL)
+        p->content_type =
+            (p->file != NULL && (has_suffix(p->file, ".html") || has_suffix(p->file, ".htm")))
+                ? "text/html"
+                : "text/plain";
+}
+
+static bool
+route_is_proxy(const void *obj)
+{
+    return ((const cn_conf_route_t *)obj)->action == CN_ROUTE_PROXY;
+}
+
+static bool
+route_is_static(const void *obj)
+{
+    return ((const cn_conf_route_t *)obj)->action == CN_ROUTE_STATIC;
+}
+
+static bool
+route_is_redirect(const void *obj)
+{
+    return ((const cn_conf_route_t *)obj)->action == CN_ROUTE_REDIRECT;
+}
+
+static bool
+route_is_files(const void *obj)
+{
+    return ((const cn_conf_route_t *)obj)->action == CN_ROUTE_FILES;
+}
+
+static const cn_conf_field_t route_fields[] = {
+    CN_CONF_STR_X("name", cn_conf_route_t, name, NULL, CN_NULLABLE, check_nonempty_text, NULL,
+                  "Name used in logs and metrics; default route<N> (N = 0-based position)."),
+    CN_CONF_STRUCT("match", cn_conf_route_t, match, match_fields, match_post,
+                   "Conditions that must all hold; absent or empty = every request."),
+    CN_CONF_STR_X("upstream", cn_conf_route_t, upstream_name, NULL, CN_NULLABLE, NULL,
+                  route_is_proxy, "Action: proxy to this upstream."),
+    CN_CONF_STR_X("cache", cn_conf_route_t, cache_name, NULL, CN_NULLABLE, NULL, route_is_proxy,
+                  "Cache for proxied responses (only with upstream); null = no caching."),
+    CN_CONF_BOOL("strip_prefix", cn_conf_route_t, strip_prefix, "false",
+                 "Remove match.path_prefix from the path before forwarding."),
+    CN_CONF_STR_X("rewrite_prefix", cn_conf_route_t, rewrite_prefix, NULL, CN_NULLABLE, check_path,
+                  NULL, "Replace match.path_prefix with this before forwarding."),
+    CN_CONF_STR_X("host_header", cn_conf_route_t, host_header, NULL, CN_NULLABLE,
+                  check_nonempty_text, NULL, "Host header sent upstream; null = the client's."),
+    CN_CONF_STRUCT("request_headers", cn_conf_route_t, request_headers, header_rules_fields, NULL,
+                   "Edits of the request headers sent upstream."),
+    CN_CONF_STRUCT("response_headers", cn_conf_route_t, response_headers, header_rules_fields, NULL,
+                   "Edits of the response headers sent to the client."),
+    CN_CONF_GROUP("static", static_fields, NULL, route_is_static,
+                  "Action: answer with a fixed response."),
+    CN_CONF_GROUP("redirect", redirect_fields, redirect_post, route_is_redirect,
+                  "Action: answer with a redirect."),
+    CN_CONF_GROUP("files", files_fields, files_post, route_is_files,
+                  "Action: serve files from a directory."),
+    CN_CONF_U32_MAP("error_pages", cn_conf_route_t, error_pages, n_error_pages,
+                    cn_conf_error_page_t, status, 400, 599, error_page_fields, error_page_post,
+                    "Replacement bodies for error responses, keyed by status (400-599)."),
+    CN_CONF_END,
+};
+
+static void
+route_action(cn_conf_walk_t *w, const cn_dom_node_t *node, cn_conf_route_t *r)
+{
+    static const char *const keys[] = {"upstream", "static", "redirect", "files"};
+    static const cn_route_action_t actions[] = {CN_ROUTE_PROXY, CN_ROUTE_STATIC, CN_ROUTE_REDIRECT,
+                                                CN_ROUTE_FILES};
+    const char *found[4];
+    size_t n = 0;
+    for (size_t i = 0; i < CN_ARRAY_LEN(keys); i++) {
+        if (!cn_dom_is_none(cn_dom_get(node, keys[i]))) {
+            r->action = actions[i];
+            found[n++] = keys[i];
+        }
+    }
+    if (n == 0)
+        cn_conf_error(w, node, "no action: set one of upstream, static, redirect or files");
+    else if (n > 1)
+        cn_conf_error(w, node, "a route has exactly one action, found both %s and %s", found[0],
+                      found[1]);
+}
+
+static void
+route_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
+{
+    cn_conf_route_t *r = obj;
+    cn_config_t *cfg = w->cfg;
+    r->line = node->line;
+    if (r->name == NULL) {
+        char name[32];
+        snprintf(name, sizeof(name), "route%zu", index);
+        r->name = cn_arena_strndup(&cfg->arena, name, strlen(name));
+    }
+    route_action(w, node, r);
+    if (r->upstream_name != NULL &&
+        check_ref(w, node, "upstream", "upstream", r->upstream_name, cfg->upstreams,
+                  cfg->n_upstreams, sizeof(cn_conf_upstream_t), offsetof(cn_conf_upstream_t, name)))
+        r->upstream = cn_config_upstream(cfg, r->upstream_name);
+    if (r->cache_name != NULL && r->upstream_name == NULL)
+        error_at_key(w, node, "cache", "cache is only valid with an upstream action");
+    else if (r->cache_name != NULL &&
+             check_ref(w, node, "cache", "cache", r->cache_name, cfg->caches, cfg->n_caches,
+                       sizeof(cn_conf_cache_t), offsetof(cn_conf_cache_t, name)))
+        r->cache = cn_config_cache(cfg, r->cache_name);
+    if ((r->strip_prefix || r->rewrite_prefix != NULL) && r->match.path_prefix == NULL)
+        error_at_key(w, node, r->strip_prefix ? "strip_prefix" : "rewrite_prefix",
+                     "requires match.path_prefix");
+    else if (r->strip_prefix && r->rewrite_prefix != NULL)
+        error_at_key(w, node, "rewrite_prefix", "strip_prefix and rewrite_prefix are exclusive");
+}
+
+const cn_conf_field_t cn_conf_root_fields[] = {
+    CN_CONF_STRUCT("server", cn_config_t, server, server_fields, server_post,
+                   "Process-wide settings."),
+    CN_CONF_STRUCT("admin", cn_config_t, admin, admin_fields, admin_post,
+                   "The admin API (health checks, metrics, effective configuration)."),
+    CN_CONF_LIST("listeners", cn_config_t, listeners, n_listeners, cn_conf_listener_t,
+                 listener_fields, CN_REQUIRED | CN_NONEMPTY, NULL,
+                 "Sockets accepting client connections; at least one."),
+    CN_CONF_MAP("upstreams", cn_config_t, upstreams, n_upstreams, cn_conf_upstream_t, name,
+                upstream_fields, 0, NULL, "Groups of origin servers, by name."),
+    CN_CONF_MAP("caches", cn_config_t, caches, n_caches, cn_conf_cache_t, name, cache_fields, 0,
+                cache_post, "Caches, by name; routes refer to them with cache."),
+    CN_CONF_LIST("routes", cn_config_t, routes, n_routes, cn_conf_route_t, route_fields, 0,
+                 route_post, "Routing rules; the first route whose match holds handles a request."),
+    CN_CONF_END,
+};
+
+/* ---- checks across listeners --------------------------------------------------------- */
+
+static bool
+same_addr(const cn_conf_addr_t *a, const cn_conf_addr_t *b)
+{
+    return a->sslen != 0 && a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
+}
+
+static void
+duplicate(cn_conf_walk_t *w, const cn_dom_node_t *items, size_t i, size_t j, const char *key,
+          const char *what, const char *text)
+{
+    char q[QUOTE_MAX];
+    const cn_dom_node_t *prev = cn_dom_get(items->items[j], key);
+    size_t old = cn_conf_path_push(w, "listeners", 0);
+    cn_conf_path_push(w, NULL, i);
+    error_at_key(w, items->items[i], key, "duplicate listener %s %s (also at line %u)", what,
+                 cn_conf_quote(q, sizeof(q), text), prev != NULL ? prev->line : 0);
+    cn_conf_path_pop(w, old);
+}
+
+static void
+check_listeners(cn_conf_walk_t *w, const cn_dom_node_t *root)
+{
+    const cn_config_t *cfg = w->cfg;
+    const cn_dom_node_t *items = cn_dom_get(root, "listeners");
+    if (items == NULL || items->kind != CN_DOM_SEQ || items->n != cfg->n_listeners)
+        return;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const cn_conf_listener_t *l = &cfg->listeners[i];
+        for (size_t j = 0; j < i; j++) {
+            const cn_conf_listener_t *p = &cfg->listeners[j];
+            if (same_addr(&l->addr, &p->addr))
+                duplicate(w, items, i, j, "listen", "address", l->addr.text);
+            if (l->name != NULL && p->name != NULL && strcmp(l->name, p->name) == 0)
+                duplicate(w, items, i, j, "name", "name", l->name);
+        }
+    }
+}
+
+/* ---- load, ref, lookups -------------------------------------------------------------- */
+
+cairn_err_t
+cn_config_load_string(const char *name, const char *text, size_t len, cn_config_t **out,
+                      cn_diags_t *diags)
+{
+    size_t first = diags->n;
+    cn_arena_t dom;
+    cn_config_t *cfg = cn_xcalloc(1, sizeof(*cfg));
+
+    if (name == NULL)
+        name = "<string>";
+    cfg->refcnt = 1;
+    cn_arena_init(&cfg->arena, 0);
+    cfg->file = cn_arena_strndup(&cfg->arena, name, strlen(name));
+    cn_arena_init(&dom, 0);
+    const cn_dom_node_t *root = cn_dom_parse(&dom, name, text, len, diags);
+    if (root != NULL) {
+        cn_conf_walk_t w = {.arena = &cfg->arena, .diags = diags, .file = name, .cfg = cfg};
+        cn_conf_apply(&w, cn_conf_root_fields, root, cfg);
+        check_listeners(&w, root);
+    }
+    cn_arena_fini(&dom);
+    cn_diags_sort(diags, first);
+    if (diags->n != first || cfg->file == NULL) {
+        cn_config_unref(cfg);
+        return CAIRN_ECONFIG;
+    }
+    *out = cfg;
+    return CAIRN_OK;
+}
+
+cairn_err_t
+cn_config_load_file(const char *path, cn_config_t **out, cn_diags_t *diags)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (f == NULL) {
+        cn_diags_add(diags, path, 0, 0, "cannot read configuration file: %s", strerror(errno));
+        return CAIRN_EIO;
+    }
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16384;
+            buf = cn_xrealloc(buf, cap);
+        }
+        size_t k = fread(buf + len, 1, cap - len, f);
+        len += k;
+        if (k == 0 || len > CONFIG_FILE_MAX)
+            break;
+    }
+    bool failed = ferror(f) != 0, too_big = len > CONFIG_FILE_MAX;
+    int err = errno;
+    fclose(f);
+    if (failed || too_big) {
+        cn_diags_add(diags, path, 0, 0, "cannot read configuration file: %s",
+                     too_big ? "larger than 64MiB" : strerror(err));
+        cn_free(buf);
+        return CAIRN_EIO;
+    }
+    cairn_err_t rc = cn_config_load_string(path, buf, len, out, diags);
+    cn_free(buf);
+    return rc;
+}
+
+void
+cn_config_ref(cn_config_t *c)
+{
+    __atomic_fetch_add(&c->refcnt, 1, __ATOMIC_RELAXED);
+}
+
+void
+cn_config_unref(cn_config_t *c)
+{
+    if (c == NULL || __atomic_sub_fetch(&c->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    cn_arena_fini(&c->arena);
+    cn_free(c);
+}
+
+cn_conf_upstream_t *
+cn_config_upstream(const cn_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_upstreams; i++)
+        if (c->upstreams[i].name != NULL && strcmp(c->upstreams[i].name, name) == 0)
+            return &c->upstreams[i];
+    return NULL;
+}
+
+cn_conf_cache_t *
+cn_config_cache(const cn_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_caches; i++)
+        if (c->caches[i].name != NULL && strcmp(c->caches[i].name, name) == 0)
+            return &c->caches[i];
+    return NULL;
+}
