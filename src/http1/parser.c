@@ -651,20 +651,14 @@ parse_status_line(struct scan *s, cn_h1_response_t *resp)
         return fail(s, 502, "unsupported HTTP version");
     resp->minor_version = minor;
 
-    size_t p = 8;
-    unsigned status = 0;
-    for (size_t i = 0; i < 5; i++, p++) {
-        if (p >= s->len)
-            return SCAN_MORE;
-        unsigned char c = (unsigned char)b[p];
-        bool ok = i == 0 ? c == ' ' : i == 4 ? !is_digit(c) : is_digit(c) && (i > 1 || c != '0');
-        if (!ok)
-            return fail(s, 502, "malformed status line");
-        if (i > 0 && i < 4)
-            status = status * 10 + (unsigned)(c - '0');
-    }
-    resp->status = status;
-    p--;
+    /* SP 3DIGIT (100..999), not followed by a fourth digit */
+    if (s->len < 13)
+        return SCAN_MORE;
+    if (b[8] != ' ' || b[9] < '1' || b[9] > '9' || !is_digit((unsigned char)b[10]) ||
+        !is_digit((unsigned char)b[11]) || is_digit((unsigned char)b[12]))
+        return fail(s, 502, "malformed status line");
+    resp->status = (unsigned)((b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0'));
+    size_t p = 12;
     if (b[p] == ' ') {
         size_t start = ++p;
         for (; p < s->len && b[p] != '\r' && b[p] != '\n'; p++)
