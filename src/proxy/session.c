@@ -55,14 +55,8 @@ session_end(cn_session_t *s)
 }
 
 static void
-dispatch_route(cn_session_t *s)
+run_local_action(cn_session_t *s)
 {
-    const cn_http_req_t *req = s->req;
-    s->route = cn_route_match(s->cfg, req, s->ds->listener);
-    if (s->route == NULL) {
-        cn_session_error(s, 404, "no route matched");
-        return;
-    }
     switch (s->route->action) {
     case CN_ROUTE_STATIC:
         cn_action_static(s);
@@ -74,10 +68,53 @@ dispatch_route(cn_session_t *s)
         cn_action_files(s);
         return;
     case CN_ROUTE_PROXY:
+        break;
+    }
+    cn_session_error(s, 500, "route has no local action");
+}
+
+/* A route answered by cairn itself reads the request body to its end first (discarding it),
+ * so a malformed, oversized or stalled body gets its 400/413/408 and the connection stays
+ * usable for the next request. */
+static void
+drain_body(cn_session_t *s, cairn_iov_t data, bool eos, cairn_err_t err)
+{
+    (void)data;
+    if (err != CAIRN_OK) {
+        s->on_req_body = NULL;
+        unsigned status = err == CAIRN_ETOOBIG ? 413 : (err == CAIRN_ETIMEDOUT ? 408 : 400);
+        cn_session_error(s, status,
+                         status == 413   ? "request body larger than max_body_size"
+                         : status == 408 ? "request body timeout"
+                                         : "malformed request body");
+        return;
+    }
+    if (eos) {
+        s->on_req_body = NULL;
+        run_local_action(s);
+        return;
+    }
+    cn_session_read_body(s, drain_body);
+}
+
+static void
+dispatch_route(cn_session_t *s)
+{
+    const cn_http_req_t *req = s->req;
+    s->route = cn_route_match(s->cfg, req, s->ds->listener);
+    if (s->route == NULL) {
+        cn_session_error(s, 404, "no route matched");
+        return;
+    }
+    if (s->route->action == CN_ROUTE_PROXY) {
         cn_action_proxy(s);
         return;
     }
-    cn_session_error(s, 500, "route has no action");
+    if (req->has_body) {
+        cn_session_read_body(s, drain_body);
+        return;
+    }
+    run_local_action(s);
 }
 
 static void *
