@@ -206,8 +206,10 @@ static const cn_conf_field_t server_fields[] = {
     CN_CONF_STR_X("server_header", cn_conf_server_t, server_header, "cairn", 0, check_text, NULL,
                   "Value of the Server response header; \"\" = no Server header."),
     CN_CONF_CIDRLIST("trusted_proxies", cn_conf_server_t, trusted_proxies, n_trusted_proxies,
-                     "Client addresses (CIDR ranges, e.g. 10.0.0.0/8 or ::1/128) whose "
-                     "X-Forwarded-For and Forwarded headers are believed; default none."),
+                     "127.0.0.0/8, ::1/128",
+                     "Client addresses (CIDR ranges) whose X-Forwarded-For and Forwarded "
+                     "headers are believed; the default trusts a proxy on the same host, [] "
+                     "trusts none."),
     CN_CONF_END,
 };
 

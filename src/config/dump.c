@@ -382,9 +382,13 @@ doc_default(const cn_conf_field_t *f, char *buf, size_t n)
     switch (f->type) {
     case CN_CONF_T_STRUCT:
         return "";
+    case CN_CONF_T_CIDRLIST:
+        if (f->def == NULL)
+            return "`[]`";
+        snprintf(buf, n, "`[%s]`", f->def);
+        return buf;
     case CN_CONF_T_LIST:
     case CN_CONF_T_STRLIST:
-    case CN_CONF_T_CIDRLIST:
         return "`[]`";
     case CN_CONF_T_MAP:
     case CN_CONF_T_STRMAP:

@@ -527,9 +527,33 @@ apply_strmap(cn_conf_walk_t *w, const cn_conf_field_t *f, const cn_dom_node_t *v
 }
 
 static void
+default_cidrs(cn_conf_walk_t *w, const cn_conf_field_t *f, void *base)
+{
+    char item[64];
+    size_t n = 0;
+    for (const char *p = f->def; *p != '\0'; p++)
+        n += *p == ',';
+    cn_conf_cidr_t *items = alloc_items(w, base, f, f->def[0] ? n + 1 : 0, sizeof(cn_conf_cidr_t));
+    for (const char *p = f->def; *p != '\0' && items != NULL; items++) {
+        size_t len = strcspn(p, ",");
+        CN_ASSERT(len < sizeof(item));
+        memcpy(item, p, len);
+        item[len] = '\0';
+        bool ok = cn_conf_cidr_parse(item, items);
+        CN_ASSERT(ok); /* a default that does not parse is a bug in the table */
+        p += len;
+        p += strspn(p, ", ");
+    }
+}
+
+static void
 apply_cidrlist(cn_conf_walk_t *w, const cn_conf_field_t *f, const cn_dom_node_t *v, void *base)
 {
     char q[QUOTE_MAX];
+    if (v == NULL && f->def != NULL) {
+        default_cidrs(w, f, base);
+        return;
+    }
     const cn_dom_node_t *seq = container(w, f, v, CN_DOM_SEQ);
     cn_conf_cidr_t *items = alloc_items(w, base, f, seq ? seq->n : 0, sizeof(cn_conf_cidr_t));
     for (size_t i = 0; seq != NULL && i < seq->n; i++) {

@@ -122,9 +122,10 @@ struct cn_conf_field {
 #define CN_CONF_STRMAP(k_, t_, m_, nm_, fl_, check_, doc_)                                         \
     CN_CONF_FIELD_(k_, CN_CONF_T_STRMAP, fl_, offsetof(t_, m_), .n_off = offsetof(t_, nm_),        \
                    .check = (check_), .doc = (doc_))
-#define CN_CONF_CIDRLIST(k_, t_, m_, nm_, doc_)                                                    \
+/* @def_ is a comma-separated list of ranges used when the key is absent ("" = none). */
+#define CN_CONF_CIDRLIST(k_, t_, m_, nm_, def_, doc_)                                              \
     CN_CONF_FIELD_(k_, CN_CONF_T_CIDRLIST, 0, offsetof(t_, m_), .n_off = offsetof(t_, nm_),        \
-                   .doc = (doc_))
+                   .def = (def_), .doc = (doc_))
 #define CN_CONF_END                                                                                \
     {                                                                                              \
         .name = NULL                                                                               \

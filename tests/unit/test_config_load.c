@@ -157,7 +157,12 @@ test_defaults(void **state)
     assert_int_equal(s->max_body_size, 1ull << 30);
     assert_int_equal(s->request_memory, 1 << 20);
     assert_string_equal(s->server_header, "cairn");
-    assert_int_equal(s->n_trusted_proxies, 0);
+    assert_int_equal(s->n_trusted_proxies, 2); /* loopback: a proxy on the same host */
+    assert_int_equal(s->trusted_proxies[0].family, AF_INET);
+    assert_memory_equal(s->trusted_proxies[0].addr, "\x7f\0\0\0", 4);
+    assert_int_equal(s->trusted_proxies[0].prefix, 8);
+    assert_int_equal(s->trusted_proxies[1].family, AF_INET6);
+    assert_int_equal(s->trusted_proxies[1].prefix, 128);
     assert_true(c->admin.enabled);
     assert_v4(&c->admin.listen, "127.0.0.1", 9901);
     assert_string_equal(c->admin.listen.text, "127.0.0.1:9901");
@@ -558,7 +563,7 @@ test_dump_contents(void **state)
         "\n  - listen: 127.0.0.1:8080\n",
         "\n      body: |\n        two\n        lines\n",
         "\n  - name: route0\n",
-        "\n  trusted_proxies: []\n",
+        "\n  trusted_proxies: [127.0.0.0/8, \"::1/128\"]\n",
     };
     for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
         if (strstr(text, expect[i]) == NULL)
