@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the chunked decoder. The whole input, the input one byte at a time and the
  * input cut in two must all decode to the same body, the same outcome and the same number of
- * consumed bytes; data slices must lie inside what was consumed. Violations __builtin_trap().
- *
- * The parser sources are included so that they get the fuzzer's coverage instrumentation. */
+ * consumed bytes; data slices must lie inside what was consumed. Violations __builtin_trap(). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/http1/chunked.c"
-#include "../src/http1/parser.c"
+#include "core/compiler.h"
+#include "http1/parser.h"
 
 #define CHECK(x)                                                                                   \
     do {                                                                                           \
@@ -48,7 +46,6 @@ run(const uint8_t *in, size_t len, size_t step, size_t cut, size_t max_trailer, 
         CHECK(d.len == 0 || (d.base >= p && d.base + d.len <= p + used));
         CHECK(r != CN_H1_INCOMPLETE || (used == avail - pos && d.len == 0));
         CHECK(r != CN_H1_OK || d.len > 0 || c.done);
-        CHECK(c.done == (c.state == C_DONE));
         for (size_t i = 0; i < d.len; i++)
             o->body_hash = (o->body_hash ^ (uint8_t)d.base[i]) * 1099511628211ULL;
         o->body_len += d.len;

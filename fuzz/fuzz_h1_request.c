@@ -1,16 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the HTTP/1.1 request head parser, and the chunked decoder behind a chunked
  * head. Checks invariants with __builtin_trap(): results are slices of the input, limits hold,
- * and a prefix of the input never gets a verdict that the whole input contradicts.
- *
- * The parser sources are included here so that they are compiled with the fuzzer's coverage
- * instrumentation (the library itself is built without it). */
+ * and a prefix of the input never gets a verdict that the whole input contradicts. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/http1/chunked.c"
-#include "../src/http1/parser.c"
+#include "core/compiler.h"
+#include "http1/parser.h"
 
 #define CHECK(x)                                                                                   \
     do {                                                                                           \
