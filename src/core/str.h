@@ -28,7 +28,8 @@ cairn_iov_t cn_iov_trim(cairn_iov_t a);
 bool cn_parse_u64(cairn_iov_t s, uint64_t *out);
 /** "500ms", "2s", "1m", "1h", "1d" (a bare number is seconds) → milliseconds. */
 bool cn_parse_duration_ms(const char *s, uint64_t *out);
-/** "123", "64KiB", "256MiB", "10GiB", also "KB/MB/GB" (powers of 1000) and "k/m/g" (1024) → bytes. */
+/** "123", "64KiB", "256MiB", "10GiB", also "KB/MB/GB" (powers of 1000) and "k/m/g" (1024) → bytes.
+ */
 bool cn_parse_size(const char *s, uint64_t *out);
 /** Formats milliseconds back to the shortest exact duration string ("30s"). */
 void cn_format_duration_ms(uint64_t ms, char *out, size_t n);

@@ -60,8 +60,8 @@ cn_time_parse_http_date(const char *s, size_t len, time_t *out)
                           (size_t)n == len) {
         /* RFC 850: two-digit years within 50 years of now are this century (§5.6.7). */
         y += y < 70 ? 2000 : 1900;
-    } else if (n = 0, sscanf(buf, "%3s %3s %2d %2d:%2d:%2d %4d%n", wd, mon, &d, &hh, &mm, &ss,
-                             &y, &n) == 7 &&
+    } else if (n = 0, sscanf(buf, "%3s %3s %2d %2d:%2d:%2d %4d%n", wd, mon, &d, &hh, &mm, &ss, &y,
+                             &n) == 7 &&
                           (size_t)n == len) {
         /* asctime */
     } else {

@@ -34,7 +34,7 @@ typedef struct cn_http_req {
     int64_t content_length; /* -1 when the body length is unknown (chunked) */
     bool has_body;
     bool expect_continue;
-    bool keep_alive; /* the client allows another request on this connection */
+    bool keep_alive;       /* the client allows another request on this connection */
     unsigned error_status; /* non-zero: the head was refused (400, 413, 414, 431, 505 ...) */
     const char *error;     /* short reason for the log when error_status is set */
 } cn_http_req_t;
@@ -62,9 +62,9 @@ typedef struct cn_http_ds_ops {
 
 struct cn_http_ds {
     const cn_http_ds_ops_t *ops;
-    void *session; /* the engine's object for this exchange; NULL once released */
-    void *driver;  /* the protocol driver's object (connection or stream) */
-    char client[48];  /* peer address text */
+    void *session;   /* the engine's object for this exchange; NULL once released */
+    void *driver;    /* the protocol driver's object (connection or stream) */
+    char client[48]; /* peer address text */
     struct sockaddr_storage *client_addr;
     uint64_t conn_id;
     const char *listener; /* listener name, or NULL */

@@ -16,8 +16,8 @@ typedef struct cn_h1_settings {
     uint64_t keepalive_timeout_ms;
     uint64_t body_timeout_ms;
     uint64_t send_timeout_ms;
-    uint64_t max_body_size; /* 0 = unlimited */
-    size_t request_memory;  /* request arena cap */
+    uint64_t max_body_size;    /* 0 = unlimited */
+    size_t request_memory;     /* request arena cap */
     const char *server_header; /* NULL or "" = none */
 } cn_h1_settings_t;
 
@@ -33,7 +33,7 @@ struct cn_h1_server {
     size_t n_conns;
     size_t n_active; /* connections with an exchange in progress */
     bool draining;
-    uint64_t (*next_id)(void); /* connection ids, unique in the process */
+    uint64_t (*next_id)(void);            /* connection ids, unique in the process */
     void (*on_idle)(cn_h1_server_t *srv); /* called when draining and the last conn closed */
     void *data;
 };

@@ -48,12 +48,15 @@ struct cli {
 static int
 parse_cli(int argc, char **argv, struct cli *cli)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-        {"dump", no_argument, NULL, 'T'},         {"daemon", no_argument, NULL, 'd'},
-        {"upgrade", no_argument, NULL, 'u'},      {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {"dump-config-docs", no_argument, NULL, 'D'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"test", no_argument, NULL, 't'},
+                                         {"dump", no_argument, NULL, 'T'},
+                                         {"daemon", no_argument, NULL, 'd'},
+                                         {"upgrade", no_argument, NULL, 'u'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"dump-config-docs", no_argument, NULL, 'D'},
+                                         {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "c:tTduvh", opts, NULL)) != -1) {
         switch (ch) {
@@ -205,9 +208,8 @@ main(int argc, char **argv)
         cn_config_unref(cfg);
         return 1;
     }
-    cn_server_opts_t opts = {.daemon = cli.daemon || cfg->server.daemon,
-                             .upgrade = cli.upgrade,
-                             .ready_fd = -1};
+    cn_server_opts_t opts = {
+        .daemon = cli.daemon || cfg->server.daemon, .upgrade = cli.upgrade, .ready_fd = -1};
     if (opts.daemon)
         opts.ready_fd = daemonize();
     raise_fd_limit();

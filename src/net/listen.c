@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -44,8 +45,7 @@ unlink_stale_unix(const struct sockaddr_un *un)
 }
 
 int
-cn_listen_socket(const struct sockaddr *addr, socklen_t len, int backlog, char *err,
-                 size_t errlen)
+cn_listen_socket(const struct sockaddr *addr, socklen_t len, int backlog, char *err, size_t errlen)
 {
     char name[256];
     cn_addr_format(addr, name, sizeof(name));
@@ -71,4 +71,50 @@ fail:;
     if (fd >= 0)
         close(fd);
     return -e;
+}
+
+bool
+cn_addr_parse_numeric(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (strncmp(s, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+        size_t pl = strlen(s + 5);
+        if (pl == 0 || pl >= sizeof(un->sun_path))
+            return false;
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, s + 5, pl + 1);
+        *len = sizeof(*un);
+        return true;
+    }
+    char host[INET6_ADDRSTRLEN + 2];
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+        return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || colon[1] == '\0' || port == 0 || port > 65535)
+        return false;
+    if (host[0] == '[') {
+        size_t hl = strlen(host);
+        if (hl < 3 || host[hl - 1] != ']')
+            return false;
+        host[hl - 1] = '\0';
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
+            return false;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+        return true;
+    }
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+        return false;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    *len = sizeof(*in);
+    return true;
 }

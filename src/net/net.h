@@ -28,8 +28,8 @@ struct cn_sock {
         uv_pipe_t pipe;
     } u;
     cn_buf_t rbuf;
-    size_t rbuf_limit;  /* the most bytes ever buffered for reading */
-    size_t read_chunk;  /* bytes reserved per read */
+    size_t rbuf_limit; /* the most bytes ever buffered for reading */
+    size_t read_chunk; /* bytes reserved per read */
     uv_write_t wreq;
     cn_sock_read_cb on_read;
     cn_sock_write_cb on_write;
@@ -67,6 +67,8 @@ void cn_sock_peer(cn_sock_t *s, char *out, size_t n, struct sockaddr_storage *ss
  *  have its own). Returns the fd or a negative errno; @err gets a message on failure. */
 int cn_listen_socket(const struct sockaddr *addr, socklen_t len, int backlog, char *err,
                      size_t errlen);
+/** Parses a numeric "ip:port", "[ip6]:port" or "unix:/path" (no name resolution). */
+bool cn_addr_parse_numeric(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 /** Formats a sockaddr as "ip:port", "[ip6]:port" or "unix:/path". */
 void cn_addr_format(const struct sockaddr *sa, char *out, size_t n);
 

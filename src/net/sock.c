@@ -44,8 +44,8 @@ map_uv(int r)
 cairn_err_t
 cn_sock_accept(uv_stream_t *server, cn_sock_t *s, bool is_unix)
 {
-    int r = is_unix ? uv_pipe_init(server->loop, &s->u.pipe, 0)
-                    : uv_tcp_init(server->loop, &s->u.tcp);
+    int r =
+        is_unix ? uv_pipe_init(server->loop, &s->u.pipe, 0) : uv_tcp_init(server->loop, &s->u.tcp);
     if (r != 0)
         return map_uv(r);
     s->is_unix = is_unix;
@@ -65,8 +65,7 @@ on_connect_done(uv_connect_t *req, int status)
 }
 
 cairn_err_t
-cn_sock_connect(uv_loop_t *loop, cn_sock_t *s, const struct sockaddr *addr,
-                cn_sock_connect_cb cb)
+cn_sock_connect(uv_loop_t *loop, cn_sock_t *s, const struct sockaddr *addr, cn_sock_connect_cb cb)
 {
     int r;
     s->on_connect = cb;

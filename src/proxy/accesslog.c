@@ -99,22 +99,22 @@ req_target(cn_session_t *s, char *buf, size_t cap)
     const cn_http_req_t *req = s->req;
     if (!req->has_query)
         return req->path;
-    int n = snprintf(buf, cap, "%.*s?%.*s", (int)req->path.len, req->path.base,
-                     (int)req->query.len, req->query.base);
+    int n = snprintf(buf, cap, "%.*s?%.*s", (int)req->path.len, req->path.base, (int)req->query.len,
+                     req->query.base);
     return cn_iov(buf, (size_t)CN_MIN((size_t)n, cap - 1));
 }
 
 #define APPEND(...)                                                                                \
     do {                                                                                           \
-        int k_ = snprintf(line + n, cap - n, __VA_ARGS__);                                \
+        int k_ = snprintf(line + n, cap - n, __VA_ARGS__);                                         \
         if (k_ > 0)                                                                                \
-            n = CN_MIN(n + (size_t)k_, cap - 1);                                          \
+            n = CN_MIN(n + (size_t)k_, cap - 1);                                                   \
     } while (0)
 
 #define APPEND_JSON_STR(key, iov)                                                                  \
     do {                                                                                           \
         APPEND(",\"%s\":\"", key);                                                                 \
-        n += json_escape(line + n, cap - n - 8, iov);                                     \
+        n += json_escape(line + n, cap - n - 8, iov);                                              \
         APPEND("\"");                                                                              \
     } while (0)
 

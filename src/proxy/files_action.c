@@ -20,15 +20,15 @@
 #define FILES_CHUNK 65536
 
 struct file_item {
-    cairn_iov_t mem;   /* sent as is when len > 0 */
-    uint64_t offset;   /* else: this file range */
+    cairn_iov_t mem; /* sent as is when len > 0 */
+    uint64_t offset; /* else: this file range */
     uint64_t length;
 };
 
 struct files_job {
     uv_work_t work;
     uv_fs_t fs;
-    cn_session_t *s; /* NULL once the session ended */
+    cn_session_t *s;  /* NULL once the session ended */
     cn_arena_t arena; /* resolve results; the job's own */
     char *root, *index;
     cairn_iov_t path;
@@ -278,8 +278,8 @@ cn_action_files(cn_session_t *s)
     size_t n = path.len + s->req->query.len + 3;
     char *p = cn_xmalloc(n);
     int l = snprintf(p, n, "%s%.*s%s%.*s", (path.len == 0 || path.base[0] != '/') ? "/" : "",
-                     (int)path.len, path.base, s->req->has_query ? "?" : "",
-                     (int)s->req->query.len, s->req->query.base);
+                     (int)path.len, path.base, s->req->has_query ? "?" : "", (int)s->req->query.len,
+                     s->req->query.base);
     job->path = cn_iov(p, (size_t)l);
     job->work.data = job;
     s->src_ops = &resolve_src_ops;

@@ -4,13 +4,17 @@
 #ifndef CN_PROXY_PROXY_H
 #define CN_PROXY_PROXY_H
 
+#include <cairn/hooks.h>
+
 #include "config/config.h"
 #include "core/types.h"
 
+struct cn_hook_reg;
+
 typedef struct cn_server_opts {
-    bool daemon;        /* -d (or server.daemon) */
-    bool upgrade;       /* -u: take the listening sockets of a running instance */
-    int ready_fd;       /* daemon: write one status line here once serving, then close; -1 */
+    bool daemon;  /* -d (or server.daemon) */
+    bool upgrade; /* -u: take the listening sockets of a running instance */
+    int ready_fd; /* daemon: write one status line here once serving, then close; -1 */
 } cn_server_opts_t;
 
 /** Creates a server for @cfg (a reference is taken). Nothing is bound yet. */
@@ -23,5 +27,9 @@ int cn_server_run(cn_server_t *srv);
  *  Any thread. */
 void cn_server_stop(cn_server_t *srv, bool graceful);
 void cn_server_free(cn_server_t *srv);
+/** Registers a hook table (before cn_server_run). @hooks/@udata are borrowed. */
+void cn_server_use(cn_server_t *srv, const cairn_hooks_t *hooks, void *udata);
+/** The registered tables, in registration order. */
+const struct cn_hook_reg *cn_server_hooks(const cn_server_t *srv, size_t *n);
 
 #endif

@@ -139,8 +139,7 @@ cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req, const char *lis
         if (m->listener != NULL && (listener == NULL || strcmp(m->listener, listener) != 0))
             continue;
         if (!host_matches(m, req->authority) || !methods_match(m, req->method) ||
-            !path_matches(m, req->path) || !headers_match(m, &req->headers) ||
-            !query_match(m, req))
+            !path_matches(m, req->path) || !headers_match(m, &req->headers) || !query_match(m, req))
             continue;
         return r;
     }

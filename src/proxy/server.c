@@ -17,6 +17,7 @@
 #include "core/time.h"
 #include "net/net.h"
 #include "proxy/accesslog.h"
+#include "proxy/session.h"
 
 cn_server_t *
 cn_server_new(cn_config_t *cfg, const cn_server_opts_t *opts)
@@ -29,10 +30,27 @@ cn_server_new(cn_config_t *cfg, const cn_server_opts_t *opts)
 }
 
 void
+cn_server_use(cn_server_t *srv, const cairn_hooks_t *hooks, void *udata)
+{
+    srv->hooks = cn_xrealloc(srv->hooks, (srv->n_hooks + 1) * sizeof(*srv->hooks));
+    srv->hooks[srv->n_hooks].hooks = hooks;
+    srv->hooks[srv->n_hooks].udata = udata;
+    srv->n_hooks++;
+}
+
+const cn_hook_reg_t *
+cn_server_hooks(const cn_server_t *srv, size_t *n)
+{
+    *n = srv->n_hooks;
+    return srv->hooks;
+}
+
+void
 cn_server_free(cn_server_t *srv)
 {
     if (srv == NULL)
         return;
+    cn_free(srv->hooks);
     cn_config_unref(srv->cfg);
     cn_free(srv->pid_file);
     cn_free(srv);
@@ -133,8 +151,7 @@ begin_stop(cn_server_t *srv, bool graceful)
     for (unsigned i = 0; i < srv->n_workers; i++)
         cn_worker_drain(&srv->workers[i], graceful);
     if (graceful)
-        uv_timer_start(&srv->grace_timer, on_grace_expired, srv->cfg->server.shutdown_grace_ms,
-                       0);
+        uv_timer_start(&srv->grace_timer, on_grace_expired, srv->cfg->server.shutdown_grace_ms, 0);
 }
 
 static void
@@ -248,8 +265,8 @@ start_admin(cn_server_t *srv)
     if (!ac->enabled)
         return CAIRN_OK;
     char err[512];
-    int fd = cn_listen_socket((const struct sockaddr *)&ac->listen.ss, ac->listen.sslen, 128,
-                              err, sizeof(err));
+    int fd = cn_listen_socket((const struct sockaddr *)&ac->listen.ss, ac->listen.sslen, 128, err,
+                              sizeof(err));
     if (fd < 0) {
         char msg[600];
         snprintf(msg, sizeof(msg), "admin %s", err);
@@ -333,8 +350,7 @@ start_workers(cn_server_t *srv, int *fds)
     cairn_err_t err = CAIRN_OK;
     for (unsigned w = 0; w < srv->n_workers && err == CAIRN_OK; w++) {
         atomic_fetch_add(&srv->workers_running, 1);
-        err = cn_worker_start(&srv->workers[w], srv, w, srv->cfg, fds + w * n, is_unix, names,
-                              n);
+        err = cn_worker_start(&srv->workers[w], srv, w, srv->cfg, fds + w * n, is_unix, names, n);
         if (err != CAIRN_OK)
             atomic_fetch_sub(&srv->workers_running, 1);
     }

@@ -17,7 +17,7 @@ struct cn_server {
     cn_worker_t *workers;
     unsigned n_workers;
     atomic_uint workers_running;
-    uv_async_t wake; /* a worker exited, or cn_server_stop() was called */
+    uv_async_t wake;         /* a worker exited, or cn_server_stop() was called */
     atomic_int stop_request; /* 0 none, 1 graceful, 2 fast */
     uv_signal_t signals[5];
     size_t n_signals;
@@ -29,7 +29,9 @@ struct cn_server {
     bool admin_open;
     cn_h1_settings_t admin_set;
     cn_h1_server_t admin_h1;
-    char *pid_file; /* written by us; removed at exit */
+    char *pid_file;            /* written by us; removed at exit */
+    struct cn_hook_reg *hooks; /* cairn_server_use(), fixed once running */
+    size_t n_hooks;
     uint64_t started_ns;
 };
 

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/time.h"
+#include "proxy/proxy.h"
 
 static void *on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena);
 static void on_sent(void *session, cairn_err_t status);
@@ -43,10 +44,11 @@ session_end(cn_session_t *s)
         return;
     s->ended = true;
     cn_accesslog_write(s);
+    cn_hooks_end(s);
     cn_worker_t *w = s->w;
     cn_config_t *cfg = s->cfg;
     cn_arena_t *arena = s->arena;
-    s->magic = 0;
+    s->base.magic = 0;
     cn_arena_fini(arena);
     cn_free(arena);
     cn_config_unref(cfg);
@@ -97,11 +99,16 @@ drain_body(cn_session_t *s, cairn_iov_t data, bool eos, cairn_err_t err)
     cn_session_read_body(s, drain_body);
 }
 
-static void
-dispatch_route(cn_session_t *s)
+/* Used when a hook chose an upstream (cairn_req_set_upstream) and no route matched. */
+static const cn_conf_route_t hook_route = {.name = "-", .action = CN_ROUTE_PROXY};
+
+void
+cn_session_route(cn_session_t *s)
 {
     const cn_http_req_t *req = s->req;
     s->route = cn_route_match(s->cfg, req, s->ds->listener);
+    if (s->route == NULL && s->upstream_override != NULL)
+        s->route = &hook_route;
     if (s->route == NULL) {
         cn_session_error(s, 404, "no route matched");
         return;
@@ -123,7 +130,7 @@ on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
     cn_worker_t *w = ctx;
     cn_session_t *s = cn_arena_xalloc(arena, sizeof(*s));
     memset(s, 0, sizeof(*s));
-    s->magic = CN_SESSION_MAGIC;
+    s->base.magic = CN_SESSION_MAGIC;
     s->w = w;
     s->cfg = w->cfg;
     cn_config_ref(s->cfg);
@@ -138,21 +145,43 @@ on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
     ds->session = s;
     memcpy(s->client, ds->client, sizeof(s->client));
     w->n_sessions++;
+    s->hooks = cn_server_hooks(w->srv, &s->n_hooks);
+    if (s->n_hooks > 0) {
+        s->hook_ctx = cn_arena_xalloc(arena, s->n_hooks * sizeof(void *));
+        for (size_t i = 0; i < s->n_hooks; i++) {
+            size_t n = s->hooks[i].hooks->ctx_size;
+            s->hook_ctx[i] = n ? cn_arena_xalloc(arena, n) : NULL;
+            if (n)
+                memset(s->hook_ctx[i], 0, n);
+        }
+    }
     if (req->error_status != 0) {
         cn_session_error(s, req->error_status, req->error ? req->error : "bad request");
         return s;
     }
-    dispatch_route(s);
+    cn_hooks_request_filter(s, cn_session_route);
     return s;
 }
 
 void
 cn_session_send(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos)
 {
-    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    CN_ASSERT(s != NULL && s->base.magic == CN_SESSION_MAGIC);
     CN_ASSERT(!s->sending && !s->resp_eos);
     if (s->ds == NULL)
         return;
+    if (!s->resp_filtered) {
+        s->resp_filtered = true;
+        if (s->n_hooks > 0 && cn_hooks_response(s) == CAIRN_FAIL) {
+            cn_session_error(s, s->fail_status ? s->fail_status : 500, "response_filter failed");
+            return;
+        }
+    }
+    if (s->n_hooks > 0 && (n > 0 || eos) && cn_hooks_response_body(s, iov, n, eos) == CAIRN_FAIL) {
+        s->error = "response_body_filter failed";
+        cn_session_abort(s);
+        return;
+    }
     s->resp_started = true;
     s->sending = true;
     s->resp_eos = eos;
@@ -165,7 +194,7 @@ static void
 on_sent(void *session, cairn_err_t status)
 {
     cn_session_t *s = session;
-    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    CN_ASSERT(s != NULL && s->base.magic == CN_SESSION_MAGIC);
     s->sending = false;
     if (s->resp_eos) {
         /* The driver released the exchange before calling us. */
@@ -185,7 +214,7 @@ static void
 on_body(void *session, cairn_iov_t data, bool eos, cairn_err_t status)
 {
     cn_session_t *s = session;
-    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    CN_ASSERT(s != NULL && s->base.magic == CN_SESSION_MAGIC);
     if (s->on_req_body != NULL)
         s->on_req_body(s, data, eos, status);
 }
@@ -194,7 +223,7 @@ static void
 on_gone(void *session)
 {
     cn_session_t *s = session;
-    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    CN_ASSERT(s != NULL && s->base.magic == CN_SESSION_MAGIC);
     s->ds = NULL;
     if (!s->resp_eos)
         s->error = s->error ? s->error : "client closed the connection";
@@ -237,7 +266,7 @@ find_error_page(const cn_conf_route_t *route, unsigned status)
 void
 cn_session_error(cn_session_t *s, unsigned status, const char *why)
 {
-    CN_CHECK_OBJ(s, CN_SESSION_MAGIC);
+    CN_ASSERT(s != NULL && s->base.magic == CN_SESSION_MAGIC);
     s->error = why;
     if (status >= 500)
         CN_LOG_WARN(s->id, "%u %s: %s (client %s, path %.*s, upstream %s)", status,
@@ -251,6 +280,17 @@ cn_session_error(cn_session_t *s, unsigned status, const char *why)
         return;
     }
     cn_headers_init(&s->resp.headers, s->arena);
+    if (s->n_hooks > 0 && !s->resp_filtered) {
+        cairn_err_t err = s->last_err != CAIRN_OK ? s->last_err
+                          : status == 504         ? CAIRN_ETIMEDOUT
+                          : status >= 500         ? CAIRN_EIO
+                                                  : CAIRN_EPROTO;
+        if (cn_hooks_fail(s, err, &status) == CAIRN_RESPONDED) {
+            cn_session_respond(s, s->resp.status, s->local_body);
+            return;
+        }
+        cn_headers_init(&s->resp.headers, s->arena);
+    }
     const cn_conf_error_page_t *page = find_error_page(s->route, status);
     cairn_iov_t body;
     if (page != NULL) {

@@ -6,9 +6,28 @@
 #ifndef CN_PROXY_SESSION_H
 #define CN_PROXY_SESSION_H
 
+#include <cairn/hooks.h>
+
 #include "config/config.h"
 #include "http/msg.h"
 #include "proxy/worker.h"
+
+/* The public handles are views of internal objects (see src/api/api.c). */
+struct cairn_req {
+    uint32_t magic;
+};
+struct cairn_headers {
+    cn_headers_t base;
+};
+struct cairn_resp {
+    cn_http_resp_t base;
+};
+
+/* A hook table registered with cairn_server_use(). */
+typedef struct cn_hook_reg {
+    const cairn_hooks_t *hooks;
+    void *udata;
+} cn_hook_reg_t;
 
 #define CN_SESSION_MAGIC 0x5e55104eu
 
@@ -22,13 +41,13 @@ typedef struct cn_body_src_ops {
 typedef void (*cn_session_body_cb)(cn_session_t *s, cairn_iov_t data, bool eos, cairn_err_t err);
 
 struct cn_session {
-    uint32_t magic;
+    struct cairn_req base; /* base.magic == CN_SESSION_MAGIC */
     cn_worker_t *w;
     cn_config_t *cfg;
     cn_http_ds_t *ds;
     cn_arena_t *arena;
     cn_http_req_t *req;
-    cn_http_resp_t resp;
+    cn_http_resp_t resp; /* seen by hooks as a struct cairn_resp */
     const cn_conf_route_t *route;
     uint64_t id;
     uint64_t start_ns;
@@ -37,7 +56,7 @@ struct cn_session {
     void *src;
     cn_session_body_cb on_req_body; /* who receives request body slices */
     bool resp_started;
-    bool resp_eos;   /* the final slice was handed to the driver */
+    bool resp_eos; /* the final slice was handed to the driver */
     bool sending;
     bool ended;
     /* for the access log */
@@ -50,6 +69,21 @@ struct cn_session {
     uint64_t upstream_connect_ns;
     uint64_t upstream_header_ns;
     bool upstream_reused;
+    /* hooks */
+    const cn_hook_reg_t *hooks;
+    size_t n_hooks;
+    void **hook_ctx;             /* one per table, allocated when the request starts */
+    size_t hook_cur;             /* table running now (for cairn_hooks_udata) */
+    size_t hook_next;            /* request_filter: next table to run */
+    bool hook_pending;           /* a request_filter returned CAIRN_PENDING */
+    bool hook_in_call;           /* inside a request_filter call (resume is deferred) */
+    cairn_action_t hook_resumed; /* the action given to cairn_req_resume during the call */
+    bool hook_resume_seen;
+    bool resp_filtered;                          /* response_filter ran */
+    unsigned fail_status;                        /* status of CAIRN_FAIL (cairn_req_fail) */
+    cairn_err_t last_err;                        /* cause of the error being answered */
+    const cn_conf_upstream_t *upstream_override; /* cairn_req_set_upstream */
+    cairn_iov_t local_body;                      /* cairn_req_respond's body */
 };
 
 /** The cn_http_handler_t for client-facing listeners (ctx is the worker). */
@@ -65,8 +99,25 @@ void cn_session_error(cn_session_t *s, unsigned status, const char *why);
 void cn_session_abort(cn_session_t *s);
 /** Starts pulling the request body; @cb receives each slice. */
 void cn_session_read_body(cn_session_t *s, cn_session_body_cb cb);
+/** Routes the request and runs the route's action (after request_filter). */
+void cn_session_route(cn_session_t *s);
 /** Copies a string into the request arena. */
 cairn_iov_t cn_session_strdup(cn_session_t *s, cairn_iov_t v);
+
+/* hooks.c: the phases of the hook tables (see include/cairn/hooks.h for the order). */
+/** Runs request_filter from s->hook_next, then @done (unless suspended or answered). */
+void cn_hooks_request_filter(cn_session_t *s, void (*done)(cn_session_t *s));
+/** upstream_select: true when a hook chose *peer. */
+bool cn_hooks_upstream_select(cn_session_t *s, cairn_peer_t *peer);
+cairn_action_t cn_hooks_upstream_request(cn_session_t *s, cn_headers_t *h);
+cairn_action_t cn_hooks_upstream_response(cn_session_t *s);
+cairn_action_t cn_hooks_response(cn_session_t *s);
+cairn_action_t cn_hooks_request_body(cn_session_t *s, cairn_iov_t data, bool eos);
+cairn_action_t cn_hooks_response_body(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos);
+/** fail_to_proxy: may change *status; CAIRN_RESPONDED when a hook wrote the response. */
+cairn_action_t cn_hooks_fail(cn_session_t *s, cairn_err_t err, unsigned *status);
+/** logging (reverse order) then ctx_dispose, exactly once. */
+void cn_hooks_end(cn_session_t *s);
 
 /* route.c */
 /** First route matching the request, or NULL. */

@@ -227,9 +227,15 @@ upconn_new(cn_worker_t *w, cn_upstream_pool_t *pool)
 static bool
 is_hop_by_hop(cairn_iov_t name)
 {
-    static const char *const hop[] = {"connection", "keep-alive",        "proxy-connection",
-                                      "te",         "trailer",           "transfer-encoding",
-                                      "upgrade",    "content-length",    "proxy-authenticate",
+    static const char *const hop[] = {"connection",
+                                      "keep-alive",
+                                      "proxy-connection",
+                                      "te",
+                                      "trailer",
+                                      "transfer-encoding",
+                                      "upgrade",
+                                      "content-length",
+                                      "proxy-authenticate",
                                       "proxy-authorization"};
     for (size_t i = 0; i < CN_ARRAY_LEN(hop); i++)
         if (cn_iov_ieq_cstr(name, hop[i]))
@@ -355,7 +361,7 @@ upstream_path(cn_session_t *s)
 }
 
 static cairn_iov_t
-build_request_head(struct proxy_ctx *px)
+build_request_head(struct proxy_ctx *px, cairn_action_t *action)
 {
     cn_session_t *s = px->s;
     const cn_http_req_t *req = s->req;
@@ -370,6 +376,13 @@ build_request_head(struct proxy_ctx *px)
     add_forwarded(s, &h, orig_host);
     add_via(s, &h, req->version);
     cn_route_apply_headers(&s->route->request_headers, &h);
+    /* Host travels in the header list while hooks run, so they can read or change it. */
+    cn_headers_add(&h, CAIRN_IOV_LIT("Host"), host);
+    if (s->n_hooks > 0)
+        *action = cn_hooks_upstream_request(s, &h);
+    const cairn_iov_t *hv = cn_headers_get(&h, CAIRN_IOV_LIT("host"));
+    host = hv != NULL ? *hv : host;
+    cn_headers_remove(&h, CAIRN_IOV_LIT("host"));
     cairn_iov_t path = upstream_path(s);
     size_t need = 64 + req->method.len + path.len + req->query.len + host.len;
     for (size_t i = 0; i < h.n; i++)
@@ -489,11 +502,34 @@ on_connected(cn_sock_t *sock, cairn_err_t status)
     write_head(px);
 }
 
+/* A peer chosen by an upstream_select hook, or the upstream's own balancing. */
+static const cn_conf_peer_t *
+select_peer(struct proxy_ctx *px)
+{
+    cn_session_t *s = px->s;
+    cairn_peer_t chosen;
+    if (s->n_hooks == 0 || !cn_hooks_upstream_select(s, &chosen))
+        return pick_peer(px);
+    cn_conf_peer_t *p = cn_arena_xalloc(s->arena, sizeof(*p));
+    memset(p, 0, sizeof(*p));
+    chosen.address[sizeof(chosen.address) - 1] = '\0';
+    if (!cn_addr_parse_numeric(chosen.address, &p->addr.ss, &p->addr.sslen))
+        return NULL;
+    p->addr.text = cn_session_strdup(s, cn_iov_cstr(chosen.address)).base;
+    p->weight = 1;
+    return p;
+}
+
 static void
 start_attempt(struct proxy_ctx *px)
 {
     cn_session_t *s = px->s;
-    px->peer = pick_peer(px);
+    px->peer = select_peer(px);
+    if (px->peer == NULL) {
+        s->src_ops = NULL;
+        cn_session_error(s, 502, "upstream_select chose an invalid peer address");
+        return;
+    }
     snprintf(s->upstream_addr, sizeof(s->upstream_addr), "%s", px->peer->addr.text);
     px->got_response_bytes = false;
     px->head_parsed = false;
@@ -551,15 +587,14 @@ proxy_fail(struct proxy_ctx *px, cairn_err_t err, const char *why)
             px->pool_retry_used = true;
         else
             px->attempt++;
-        CN_LOG_INFO(s->id, "%s (%s, %s): retrying", why, px->peer->addr.text,
-                    cairn_err_name(err));
+        CN_LOG_INFO(s->id, "%s (%s, %s): retrying", why, px->peer->addr.text, cairn_err_name(err));
         start_attempt(px);
         return;
     }
     s->src_ops = NULL;
     if (s->resp_started) {
-        CN_LOG_WARN(s->id, "%s mid-response (upstream %s %s): aborting the client connection",
-                    why, px->up->name, px->peer->addr.text);
+        CN_LOG_WARN(s->id, "%s mid-response (upstream %s %s): aborting the client connection", why,
+                    px->up->name, px->peer->addr.text);
         s->error = why;
         cn_session_abort(s);
         return;
@@ -602,6 +637,16 @@ on_client_body(cn_session_t *s, cairn_iov_t data, bool eos, cairn_err_t err)
         return;
     }
     px->body_started = true;
+    if (s->n_hooks > 0 && cn_hooks_request_body(s, data, eos) == CAIRN_FAIL) {
+        up_close(px->uc, true);
+        s->src_ops = NULL;
+        if (s->resp_started)
+            cn_session_abort(s);
+        else
+            cn_session_error(s, s->fail_status ? s->fail_status : 400,
+                             "request_body_filter refused the body");
+        return;
+    }
     size_t k = 0;
     if (px->req_chunked && data.len > 0) {
         int l = snprintf(px->req_chunk_line, sizeof(px->req_chunk_line), "%zx\r\n", data.len);
@@ -815,8 +860,8 @@ parse_response_head(struct proxy_ctx *px)
         cn_h1_header_t *hdrs = cn_xmalloc(sizeof(*hdrs) * (lim.max_headers + 1));
         cn_h1_response_t r;
         memset(&r, 0, sizeof(r));
-        cn_h1_result_t res = cn_h1_parse_response(cn_buf_start(rb), rb->len, &lim,
-                                                  px->head_request, &r, hdrs, lim.max_headers + 1);
+        cn_h1_result_t res = cn_h1_parse_response(cn_buf_start(rb), rb->len, &lim, px->head_request,
+                                                  &r, hdrs, lim.max_headers + 1);
         if (res == CN_H1_INCOMPLETE) {
             cn_free(hdrs);
             if (rb->len > lim.max_head)
@@ -844,6 +889,13 @@ parse_response_head(struct proxy_ctx *px)
         copy_response_headers(px, &r, cn_buf_start(rb));
         cn_free(hdrs);
         cn_buf_consume(rb, r.head_len);
+        if (s->n_hooks > 0 && cn_hooks_upstream_response(s) == CAIRN_FAIL) {
+            up_close(uc, true);
+            s->src_ops = NULL;
+            cn_session_error(s, s->fail_status ? s->fail_status : 502,
+                             "upstream_response_filter failed");
+            return;
+        }
         px->resp_keep_alive = r.keep_alive;
         px->resp_chunked = r.chunked && !r.no_body;
         px->resp_close_delimited = r.close_delimited && !r.no_body;
@@ -908,7 +960,8 @@ up_on_read(cn_sock_t *sock, cairn_err_t status)
 void
 cn_action_proxy(cn_session_t *s)
 {
-    const cn_conf_upstream_t *up = s->route->upstream;
+    const cn_conf_upstream_t *up =
+        s->upstream_override != NULL ? s->upstream_override : s->route->upstream;
     if (up == NULL || up->n_peers == 0) {
         cn_session_error(s, 502, "route has no upstream");
         return;
@@ -921,6 +974,18 @@ cn_action_proxy(cn_session_t *s)
     s->upstream_name = up->name;
     s->src_ops = &proxy_src_ops;
     s->src = px;
-    px->head = build_request_head(px);
+    cairn_action_t a = CAIRN_CONTINUE;
+    px->head = build_request_head(px, &a);
+    if (a == CAIRN_RESPONDED) {
+        s->src_ops = NULL;
+        cn_session_respond(s, s->resp.status, s->local_body);
+        return;
+    }
+    if (a != CAIRN_CONTINUE) {
+        s->src_ops = NULL;
+        cn_session_error(s, s->fail_status ? s->fail_status : 500,
+                         "upstream_request_filter failed");
+        return;
+    }
     start_attempt(px);
 }

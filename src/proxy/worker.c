@@ -155,8 +155,8 @@ worker_main(void *arg)
 }
 
 cairn_err_t
-cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *cfg,
-                const int *fds, const bool *is_unix, const char *const *names, size_t n)
+cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *cfg, const int *fds,
+                const bool *is_unix, const char *const *names, size_t n)
 {
     w->srv = srv;
     w->index = index;
@@ -178,8 +178,8 @@ cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *c
         l->w = w;
         l->is_unix = is_unix[i];
         l->name = names[i];
-        int r = is_unix[i] ? uv_pipe_init(&w->loop, &l->u.pipe, 0)
-                           : uv_tcp_init(&w->loop, &l->u.tcp);
+        int r =
+            is_unix[i] ? uv_pipe_init(&w->loop, &l->u.pipe, 0) : uv_tcp_init(&w->loop, &l->u.tcp);
         CN_ASSERT(r == 0);
         l->u.handle.data = l;
         r = is_unix[i] ? uv_pipe_open(&l->u.pipe, fds[i]) : uv_tcp_open(&l->u.tcp, fds[i]);
