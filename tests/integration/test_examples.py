@@ -169,6 +169,15 @@ def test_lesson08_headers(example, origin):
     ex.stop()
 
 
+def test_lesson08_response_filter_sees_error_responses(example):
+    """response_filter runs for cairn's own error responses too (hooks.h)."""
+    ex = example("lesson08_headers", f"127.0.0.1:{free_port()}")
+    r = get(ex.port, "/")
+    assert r.status == 502, r
+    assert r.header_all("X-Edited-By") == ["Pingora"], r.headers
+    ex.stop()
+
+
 # --------------------------------------------------------------------------------------
 # Lesson 9: routing in request_filter with cairn_req_set_upstream and no configured routes
 
@@ -199,6 +208,24 @@ def test_lesson09_routing(example, origin):
     time.sleep(0.2)
     assert len(blue.requests) == 2 and len(green.requests) == 1
     assert (blue.connections, green.connections) == conns
+    ex.stop()
+
+
+def test_lesson09_connection_usable_after_hook_404(example, origin):
+    """A response written by request_filter leaves the client connection usable, also when
+    the refused request had a body cairn never read."""
+    blue = origin(default=Normal(body=b"Response from BLUE\n"))
+    green = origin(default=Normal(body=b"Response from GREEN\n"))
+    ex = example("lesson09_routing", blue.address, green.address)
+    with RawConn(ex.port) as c:
+        assert c.request("GET", "/invalid").status == 404
+        r = c.request("GET", "/green")
+        assert (r.status, r.body) == (200, b"Response from GREEN\n"), r
+        assert c.request("POST", "/nope", body=b"x" * 5000).status == 404
+        r = c.request("GET", "/blue")
+        assert (r.status, r.body) == (200, b"Response from BLUE\n"), r
+    assert [q.target for q in blue.requests] == ["/blue"]
+    assert [q.target for q in green.requests] == ["/green"]
     ex.stop()
 
 
@@ -342,4 +369,30 @@ def test_lesson25_pool(example, origin):
     assert [q.conn_id for q in o.requests] == [1, 1]
     assert stdout_lines(ex) == ["Request Complete. Reused Connection: false",
                                 "Request Complete. Reused Connection: true"]
+    ex.stop()
+
+
+def test_lesson25_pool_one_client_connection(example, origin):
+    """The tutorial's `curl URL URL`: two requests on one client connection."""
+    o = origin(default=Normal(body=b"pooled\n"))
+    ex = example("lesson25_pool", o.address)
+    with RawConn(ex.port) as c:
+        for i in range(2):
+            r = c.request("GET", f"/c{i}")
+            assert (r.status, r.body) == (200, b"pooled\n"), r
+    wait_for(lambda: len(stdout_lines(ex)) >= 2, msg="two log lines")
+    assert o.connections == 1
+    assert stdout_lines(ex) == ["Request Complete. Reused Connection: false",
+                                "Request Complete. Reused Connection: true"]
+    ex.stop()
+
+
+def test_lesson25_logging_once_per_failed_request(example):
+    """logging runs exactly once per request, also when the upstream is unreachable."""
+    ex = example("lesson25_pool", f"127.0.0.1:{free_port()}")
+    for _ in range(2):
+        assert get(ex.port, "/").status == 502
+    wait_for(lambda: len(stdout_lines(ex)) >= 2, msg="two log lines")
+    time.sleep(0.2)
+    assert stdout_lines(ex) == ["Request Complete. Reused Connection: false"] * 2
     ex.stop()

@@ -109,3 +109,42 @@ def test_bad_request(srv, status, name, data):
         assert r.status == status, f"{name}: expected {status}, got {r.status} ({r}) for {data!r}"
         assert r.body and r.header("Content-Type"), f"{name}: error without body/Content-Type: {r}"
         c.wait_closed(2)
+
+
+@pytest.fixture(scope="module")
+def proxied(cairn_module):
+    from origins import Origin
+    org = Origin().start()
+    try:
+        limits, _ = load_corpus()
+    except (FileNotFoundError, ValueError):
+        limits = {}
+    server = {"workers": 1, "header_timeout": "2s", "body_timeout": "2s"}
+    server.update(limits)
+    c = cairn_module({"server": server,
+                      "upstreams": {"o": {"peers": [{"address": org.address}],
+                                          "connect_timeout": "1s", "read_timeout": "2s"}},
+                      "routes": [{"match": {"path_prefix": "/"}, "upstream": "o"}]})
+    yield c, org
+    org.stop()
+
+
+@pytest.mark.parametrize("status,name,data", _params())
+def test_bad_request_not_forwarded(proxied, status, name, data):
+    """Same corpus on a proxied route: same status, and no complete request reaches the
+    origin (no request smuggling)."""
+    if data is None:
+        pytest.fail(f"bad-request corpus unusable: {name or f'{CORPUS} does not exist'}",
+                    pytrace=False)
+    c, org = proxied
+    before = len(org.requests)
+    with RawConn(c.port, timeout=5) as s:
+        try:
+            s.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        r = s.read_response(timeout=4)
+        assert r.status == status, f"{name}: expected {status}, got {r.status} ({r}) for {data!r}"
+        s.wait_closed(2)
+    seen = org.requests[before:]
+    assert not seen, f"{name}: the origin received {[(q.method, q.target, q.headers) for q in seen]}"

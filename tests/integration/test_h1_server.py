@@ -205,3 +205,16 @@ def test_many_concurrent_connections(srv):
     finally:
         for c in conns:
             c.close()
+
+
+def test_server_header_configurable(cairn):
+    c = cairn({"server": {"workers": 1, "server_header": "edge-7"}, "routes": [static_route()]})
+    r = get(c.port, "/")
+    assert r.header_all("Server") == ["edge-7"], f"server_header not used: {r}"
+
+
+def test_server_header_empty_disables(cairn):
+    c = cairn({"server": {"workers": 1, "server_header": ""}, "routes": [static_route()]})
+    r = get(c.port, "/")
+    assert r.header("Server") is None, f'server_header: "" must drop Server: {r}'
+    assert get(c.port, "/nope-404").header("Server") is None

@@ -451,9 +451,9 @@ class Origin:
         return best[1] if best else self.default
 
     def _serve(self, c, cid):
-        c.settimeout(30)
         buf = b""
         try:
+            c.settimeout(30)
             while not self._stop.is_set():
                 try:
                     req, buf = self._read_request(c, buf, cid)
