@@ -127,3 +127,16 @@ def test_error_log_request_id_matches_access_log(cairn):
     rid = entries[0]["request_id"]
     err = c.stderr_text()
     assert f"#{rid}" in err, f"error log has no line with #{rid}:\n{err[-3000:]}"
+
+
+def test_access_log_proxied_request(cairn, origin):
+    from helpers import proxy_config
+    from origins import Normal
+    org = origin({"/p": Normal(200, b"proxied\n")})
+    c = cairn(proxy_config(org))
+    assert get(c.port, "/p").status == 200
+    stop_ok(c)
+    (e,) = json_lines(c.stdout_text())
+    assert e["upstream"] == "o", f"upstream not logged: {e}"
+    assert e["route"] == "proxy" and e["status"] == 200 and e["path"] == "/p", e
+    assert e["bytes"] >= len(b"proxied\n"), e
