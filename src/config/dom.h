@@ -31,8 +31,10 @@ struct cn_dom_node {
 };
 
 /** Parses @text into a tree allocated in @arena. Returns the root (a null scalar for an empty
- *  document) or NULL after adding a diagnostic for malformed YAML, duplicate keys, aliases or
- *  excessive nesting. */
+ *  document), or NULL after adding a diagnostic for malformed YAML or excessive nesting.
+ *  Duplicate keys, non-scalar keys, anchors, aliases and extra documents add a diagnostic but
+ *  still return a tree (without the offending pair; an alias reads as null), so that the
+ *  caller can go on and report the file's other errors too. */
 cn_dom_node_t *cn_dom_parse(cn_arena_t *arena, const char *file, const char *text, size_t len,
                             cn_diags_t *diags);
 /** The value of @key in mapping @map; NULL when @map is not a mapping or has no such key. */

@@ -164,28 +164,26 @@ build_seq(struct builder *b, yaml_event_t *start, unsigned depth)
     return NULL;
 }
 
-static bool
+/* Not fatal: the pair is reported and left out, and parsing goes on to find more errors. */
+static void
 add_pair(struct builder *b, struct vec *v, cn_dom_node_t *key, cn_dom_node_t *value)
 {
     if (key->kind != CN_DOM_SCALAR) {
-        b->failed = true;
         cn_diags_add(b->diags, b->file, key->line, key->col, "mapping keys must be scalars");
-        return false;
+        return;
     }
     for (size_t i = 0; i < v->n; i++) {
         const cn_dom_node_t *prev = ((cn_dom_pair_t *)v->items)[i].key;
         if (prev->len == key->len && memcmp(prev->str, key->str, key->len) == 0) {
-            b->failed = true;
             cn_diags_add(b->diags, b->file, key->line, key->col,
                          "duplicate key \"%s\" (first defined at line %u, column %u)", key->str,
                          prev->line, prev->col);
-            return false;
+            return;
         }
     }
     cn_dom_pair_t *p = vec_push(v);
     p->key = key;
     p->value = value;
-    return true;
 }
 
 static cn_dom_node_t *
@@ -207,8 +205,9 @@ build_map(struct builder *b, yaml_event_t *start, unsigned depth)
             break;
         cn_dom_node_t *value = build_node(b, &ev, depth + 1);
         yaml_event_delete(&ev);
-        if (value == NULL || !add_pair(b, &v, key, value))
+        if (value == NULL)
             break;
+        add_pair(b, &v, key, value);
     }
     cn_free(v.items);
     return NULL;
@@ -234,8 +233,16 @@ static cn_dom_node_t *
 build_node(struct builder *b, yaml_event_t *ev, unsigned depth)
 {
     if (ev->type == YAML_ALIAS_EVENT || has_anchor(ev)) {
-        fail_at(b, &ev->start_mark, "YAML anchors and aliases are not supported");
-        return NULL;
+        /* Not fatal: an alias stands for null, an anchor is ignored. */
+        cn_diags_add(b->diags, b->file, (unsigned)ev->start_mark.line + 1,
+                     (unsigned)ev->start_mark.column + 1,
+                     "YAML anchors and aliases are not supported");
+        if (ev->type == YAML_ALIAS_EVENT) {
+            cn_dom_node_t *n = new_node(b, CN_DOM_SCALAR, &ev->start_mark);
+            n->str = "";
+            n->is_null = true;
+            return n;
+        }
     }
     if (depth > DOM_MAX_DEPTH) {
         fail_at(b, &ev->start_mark, "YAML nesting is too deep");
@@ -280,8 +287,8 @@ build_document(struct builder *b)
     if (!next_event(b, &ev))
         return NULL;
     if (ev.type != YAML_STREAM_END_EVENT) {
-        fail_at(b, &ev.start_mark, "only one YAML document is allowed");
-        root = NULL;
+        cn_diags_add(b->diags, b->file, (unsigned)ev.start_mark.line + 1,
+                     (unsigned)ev.start_mark.column + 1, "only one YAML document is allowed");
     }
     yaml_event_delete(&ev);
     return root;

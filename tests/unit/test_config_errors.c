@@ -172,7 +172,7 @@ static const struct error_case cases[] = {
     {"duplicate key", "server:\n  workers: 2\n  workers: 3\n" L, 3, 3,
      "duplicate key \"workers\" (first defined at line 2, column 3)"},
     {"anchor", L "server: &s {workers: 2}\n", 3, 9, "anchors and aliases are not supported"},
-    {"alias", "x: &a 1\n", 1, 4, "anchors and aliases are not supported"},
+    {"alias", L "admin: {token: *a}\n", 3, 16, "anchors and aliases are not supported"},
     {"two documents", L "---\nserver: {}\n", 3, 1, "only one YAML document is allowed"},
     {"invalid UTF-8", L "server: {server_header: \"\xff\"}\n", 3, 26, "invalid YAML"},
     {"complex key", L "[a]: 1\n", 3, 1, "mapping keys must be scalars"},
@@ -260,6 +260,32 @@ test_all_errors_reported(void **state)
     cn_diags_fini(&d);
 }
 
+/* YAML-level mistakes that leave the structure intact do not stop the walk either. */
+static void
+test_yaml_errors_do_not_stop(void **state)
+{
+    (void)state;
+    static const char yaml[] = "server:\n"
+                               "  workers: 2\n"
+                               "  workers: 3\n"
+                               "  bogus: 1\n"
+                               "admin: {token: *nothing}\n"
+                               "listeners: []\n";
+    static const unsigned want[][2] = {{3, 3}, {4, 3}, {5, 16}, {6, 12}};
+    cn_diags_t d = {0};
+    cn_config_t *cfg = NULL;
+    assert_int_equal(cn_config_load_string("y", yaml, strlen(yaml), &cfg, &d), CAIRN_ECONFIG);
+    if (d.n != 4)
+        cn_diags_print(&d, stderr);
+    assert_int_equal(d.n, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(d.items[i].line, want[i][0]);
+        assert_int_equal(d.items[i].col, want[i][1]);
+    }
+    assert_non_null(strstr(d.items[0].msg, "duplicate key"));
+    cn_diags_fini(&d);
+}
+
 /* A failed load leaves earlier diagnostics of the same list alone and does not touch *out. */
 static void
 test_failed_load_keeps_out_and_appends(void **state)
@@ -302,6 +328,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_positions),
         cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_yaml_errors_do_not_stop),
         cmocka_unit_test(test_failed_load_keeps_out_and_appends),
         cmocka_unit_test(test_diagnostic_text),
     };
