@@ -431,7 +431,7 @@ doc_range(const cn_conf_field_t *f, char *buf, size_t n)
 static void
 doc_rows(FILE *out, const cn_conf_field_t *fields, const char *prefix)
 {
-    char path[256], type[160], def[96], range[64];
+    char path[256], type[160], def[96], range[80];
     for (const cn_conf_field_t *f = fields; f->name != NULL; f++) {
         snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", f->name);
         fprintf(out, "| `%s` | %s | %s | %s | %s |\n", path, doc_type(f, type, sizeof(type)),
