@@ -9,7 +9,6 @@
 static void
 finish_local(cn_session_t *s, unsigned status, cairn_iov_t body)
 {
-    cn_route_apply_headers(&s->route->response_headers, &s->resp.headers);
     cn_session_respond(s, status, body);
 }
 

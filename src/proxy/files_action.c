@@ -184,7 +184,6 @@ serve_plan(cn_session_t *s, struct files_job *job)
         cn_session_error(s, 500, "files: out of request memory");
         return;
     }
-    cn_route_apply_headers(&s->route->response_headers, &s->resp.headers);
     s->resp.status = (unsigned)plan.status;
     if (plan.status == 405 || plan.status == 412 || plan.status == 416) {
         job_free(job);

@@ -17,6 +17,7 @@
 #include "core/time.h"
 #include "net/net.h"
 #include "proxy/accesslog.h"
+#include "proxy/cached.h"
 #include "proxy/session.h"
 
 cn_server_t *
@@ -36,6 +37,35 @@ cn_server_use(cn_server_t *srv, const cairn_hooks_t *hooks, void *udata)
     srv->hooks[srv->n_hooks].hooks = hooks;
     srv->hooks[srv->n_hooks].udata = udata;
     srv->n_hooks++;
+}
+
+cn_cache_t *
+cn_server_cache(cn_server_t *srv, const char *name)
+{
+    for (size_t i = 0; i < srv->n_caches; i++)
+        if (strcmp(cn_cache_name(srv->caches[i]), name) == 0)
+            return srv->caches[i];
+    return NULL;
+}
+
+static void
+open_caches(cn_server_t *srv)
+{
+    const cn_config_t *cfg = srv->cfg;
+    srv->caches = cn_xcalloc(cfg->n_caches ? cfg->n_caches : 1, sizeof(*srv->caches));
+    for (size_t i = 0; i < cfg->n_caches; i++)
+        srv->caches[srv->n_caches++] = cn_cache_new(cfg->caches[i].name, cfg->caches[i].memory_size,
+                                                    cfg->caches[i].memory_max_object);
+}
+
+static void
+close_caches(cn_server_t *srv)
+{
+    for (size_t i = 0; i < srv->n_caches; i++)
+        cn_cache_free(srv->caches[i]);
+    cn_free(srv->caches);
+    srv->caches = NULL;
+    srv->n_caches = 0;
 }
 
 const cn_hook_reg_t *
@@ -386,6 +416,7 @@ cn_server_run(cn_server_t *srv)
         goto fail_early;
     }
     start_signals(srv);
+    open_caches(srv);
     if (start_workers(srv, fds) != CAIRN_OK) {
         cn_free(fds);
         fail_start(srv, "cannot start worker threads");
@@ -406,6 +437,7 @@ cn_server_run(cn_server_t *srv)
             cn_worker_fini(&srv->workers[w]);
     cn_free(srv->workers);
     srv->workers = NULL;
+    close_caches(srv);
     uv_loop_close(&srv->loop);
     if (srv->pid_file != NULL)
         unlink(srv->pid_file);

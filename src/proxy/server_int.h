@@ -31,6 +31,8 @@ struct cn_server {
     cn_h1_server_t admin_h1;
     char *pid_file;            /* written by us; removed at exit */
     struct cn_hook_reg *hooks; /* cairn_server_use(), fixed once running */
+    struct cn_cache **caches;  /* one per caches.<name>, shared by every worker */
+    size_t n_caches;
     size_t n_hooks;
     uint64_t started_ns;
 };

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/time.h"
+#include "proxy/cached.h"
 #include "proxy/proxy.h"
 
 static void *on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena);
@@ -45,6 +46,7 @@ session_end(cn_session_t *s)
     s->ended = true;
     cn_accesslog_write(s);
     cn_hooks_end(s);
+    cn_cached_end(s);
     cn_worker_t *w = s->w;
     cn_config_t *cfg = s->cfg;
     cn_arena_t *arena = s->arena;
@@ -114,7 +116,10 @@ cn_session_route(cn_session_t *s)
         return;
     }
     if (s->route->action == CN_ROUTE_PROXY) {
-        cn_action_proxy(s);
+        if (s->route->cache != NULL)
+            cn_cached_start(s);
+        else
+            cn_action_proxy(s);
         return;
     }
     if (req->has_body) {
@@ -172,6 +177,10 @@ cn_session_send(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos)
         return;
     if (!s->resp_filtered) {
         s->resp_filtered = true;
+        /* Built-in response rules run first (inner layer), then the hooks in reverse. */
+        cn_cached_status_header(s);
+        if (s->route != NULL)
+            cn_route_apply_headers(&s->route->response_headers, &s->resp.headers);
         if (s->n_hooks > 0 && cn_hooks_response(s) == CAIRN_FAIL) {
             cn_session_error(s, s->fail_status ? s->fail_status : 500, "response_filter failed");
             return;

@@ -84,6 +84,7 @@ struct cn_session {
     cairn_err_t last_err;                        /* cause of the error being answered */
     const cn_conf_upstream_t *upstream_override; /* cairn_req_set_upstream */
     cairn_iov_t local_body;                      /* cairn_req_respond's body */
+    struct cn_cached *cc;                        /* the cache flow, on caching routes */
 };
 
 /** The cn_http_handler_t for client-facing listeners (ctx is the worker). */

@@ -16,6 +16,7 @@
 #include "core/time.h"
 #include "http1/parser.h"
 #include "net/net.h"
+#include "proxy/cached.h"
 #include "proxy/session.h"
 
 #define UPCONN_MAGIC 0x55504331u
@@ -372,6 +373,7 @@ build_request_head(struct proxy_ctx *px, cairn_action_t *action)
     strip_hop_by_hop(&h);
     cairn_iov_t orig_host = req->authority;
     cn_headers_remove(&h, CAIRN_IOV_LIT("host"));
+    cn_cached_upstream_headers(s, &h);
     cairn_iov_t host = s->route->host_header ? cn_iov_cstr(s->route->host_header) : orig_host;
     add_forwarded(s, &h, orig_host);
     add_via(s, &h, req->version);
@@ -394,7 +396,8 @@ build_request_head(struct proxy_ctx *px, cairn_action_t *action)
         memcpy(p + n, (ptr), (len));                                                               \
         n += (len);                                                                                \
     } while (0)
-    PUT(req->method.base, req->method.len);
+    cairn_iov_t method = cn_cached_head_as_get(s) ? CAIRN_IOV_LIT("GET") : req->method;
+    PUT(method.base, method.len);
     PUT(" ", 1);
     PUT(path.base, path.len);
     if (req->has_query) {
@@ -600,6 +603,9 @@ proxy_fail(struct proxy_ctx *px, cairn_err_t err, const char *why)
         return;
     }
     unsigned status = err == CAIRN_ETIMEDOUT ? 504 : 502;
+    s->last_err = err;
+    if (s->cc != NULL && cn_cached_upstream_error(s, status))
+        return;
     char *msg = cn_arena_xalloc(s->arena, 256);
     snprintf(msg, 256, "%s: %s %s (%s)", why, px->up->name, px->peer->addr.text,
              cairn_strerror(err));
@@ -703,6 +709,8 @@ static void
 finish_response(struct proxy_ctx *px)
 {
     cn_upconn_t *uc = px->uc;
+    if (!px->resp_done && px->s->cc != NULL)
+        cn_cached_upstream_done(px->s);
     px->resp_done = true;
     if (uc == NULL)
         return;
@@ -782,6 +790,8 @@ send_next_slice(struct proxy_ctx *px)
     px->sending = true;
     cn_sock_read_stop(&uc->sock);
     uv_timer_stop(&uc->timer);
+    if (s->cc != NULL)
+        cn_cached_upstream_body(s, v);
     cn_session_send(s, &v, 1, false);
     return SLICE_SENT;
 }
@@ -844,7 +854,6 @@ copy_response_headers(struct proxy_ctx *px, const cn_h1_response_t *r, const cha
     }
     strip_hop_by_hop(&s->resp.headers);
     add_via(s, &s->resp.headers, 11);
-    cn_route_apply_headers(&s->route->response_headers, &s->resp.headers);
 }
 
 static void
@@ -894,6 +903,13 @@ parse_response_head(struct proxy_ctx *px)
             s->src_ops = NULL;
             cn_session_error(s, s->fail_status ? s->fail_status : 502,
                              "upstream_response_filter failed");
+            return;
+        }
+        if (s->cc != NULL && cn_cached_upstream_head(s) == CN_CACHED_TAKEN) {
+            /* Answered from the cache (a 304 to our revalidation): nothing to relay. */
+            px->resp_keep_alive = r.keep_alive && r.no_body;
+            px->body_left = 0;
+            finish_response(px);
             return;
         }
         px->resp_keep_alive = r.keep_alive;
@@ -970,7 +986,7 @@ cn_action_proxy(cn_session_t *s)
     memset(px, 0, sizeof(*px));
     px->s = s;
     px->up = up;
-    px->head_request = s->req->method_id == CN_METHOD_HEAD;
+    px->head_request = s->req->method_id == CN_METHOD_HEAD && !cn_cached_head_as_get(s);
     s->upstream_name = up->name;
     s->src_ops = &proxy_src_ops;
     s->src = px;

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* The HTTP cache: immutable, refcounted objects in a tier behind one ops table. The memory
+ * tier is shared by every worker (sharded locks); objects are never changed once inserted,
+ * so a worker streams a hit straight from the stored segments (writev, no copy).
+ * RFC 9111 decisions (storable, freshness, age) live in cache/policy.c; this module stores,
+ * finds, evicts and counts. */
+#ifndef CN_CACHE_CACHE_H
+#define CN_CACHE_CACHE_H
+
+#include <stdatomic.h>
+#include <time.h>
+
+#include "core/arena.h"
+#include "core/types.h"
+#include "http/headers.h"
+
+#define CN_CACHE_OBJ_MAGIC 0xcac4e0b1u
+#define CN_CACHE_SEG_SIZE 65536
+
+typedef struct cn_cache cn_cache_t;
+typedef struct cn_cache_obj cn_cache_obj_t;
+
+/** A 128-bit key (XXH3-128 of the key template's expansion). */
+typedef struct cn_cache_key {
+    uint8_t b[16];
+} cn_cache_key_t;
+
+typedef struct cn_cache_seg {
+    struct cn_cache_seg *next;
+    size_t len;
+    size_t cap;
+    char data[];
+} cn_cache_seg_t;
+
+/** Freshness inputs, recorded at store time (seconds since the epoch). */
+typedef struct cn_cache_times {
+    int64_t request_time;  /* when the request that produced it was sent */
+    int64_t response_time; /* when its head arrived */
+    int64_t date_value;    /* Date header (or response_time) */
+    int64_t age_value;     /* Age header (0 when absent) */
+    int64_t lifetime;      /* freshness lifetime; <= 0 = stale on arrival */
+    int64_t swr;           /* stale-while-revalidate window, 0 = none */
+    int64_t sie;           /* stale-if-error window, 0 = none */
+    bool must_revalidate;  /* must-revalidate / proxy-revalidate / s-maxage: never serve stale */
+    bool no_cache;         /* response no-cache: revalidate before every use */
+} cn_cache_times_t;
+
+struct cn_cache_obj {
+    uint32_t magic;
+    atomic_int refcnt;
+    cn_cache_key_t key;
+    cn_arena_t arena; /* headers, vary strings */
+    unsigned status;
+    cn_headers_t headers; /* end-to-end fields as stored (no framing, no hop-by-hop) */
+    char *vary_names;     /* lowercase "accept-encoding,origin" of the Vary field; NULL = none */
+    char *vary_key;       /* the request's values of those fields (see cn_cache_vary_key) */
+    cn_cache_seg_t *body;
+    cn_cache_seg_t *body_tail;
+    struct cn_cache_obj *shared_body; /* the body belongs to this object (a 304 refresh) */
+    uint64_t body_len;
+    bool complete; /* every body byte arrived; only complete objects are inserted */
+    cn_cache_times_t t;
+    time_t last_modified; /* 0 = none */
+    cairn_iov_t etag;     /* empty = none */
+    /* Owned by the tier, under its shard lock. */
+    struct cn_cache_obj *chain;         /* hash chain */
+    struct cn_cache_obj *qnext, *qprev; /* S3-FIFO queue */
+    uint8_t queue;                      /* 0 none, 1 small, 2 main */
+    uint8_t freq;                       /* 0..3 accesses since insertion/last pass */
+    bool in_index;
+    size_t charge; /* bytes accounted to the tier */
+};
+
+typedef struct cn_cache_stats {
+    uint64_t objects;
+    uint64_t bytes;
+    uint64_t hits, misses, inserts, evictions, removals;
+} cn_cache_stats_t;
+
+/** A cache named @name bounded to @size bytes (memory tier); objects over @max_object are
+ *  never stored. */
+cn_cache_t *cn_cache_new(const char *name, uint64_t size, uint64_t max_object);
+void cn_cache_free(cn_cache_t *c);
+const char *cn_cache_name(const cn_cache_t *c);
+uint64_t cn_cache_max_object(const cn_cache_t *c);
+
+/** Builds a new object for @key (refcount 1, not in the cache). */
+cn_cache_obj_t *cn_cache_obj_new(const cn_cache_key_t *key);
+/** Appends body bytes (copied into segments). False when @max would be exceeded. */
+bool cn_cache_obj_append(cn_cache_obj_t *o, const char *p, size_t n, uint64_t max);
+void cn_cache_obj_ref(cn_cache_obj_t *o);
+/** The last reference frees the object. NULL is a no-op. Any thread. */
+void cn_cache_obj_unref(cn_cache_obj_t *o);
+
+/** Finds the variant of @key whose Vary values match @req (an object with no Vary matches
+ *  any request). Returns a new reference, or NULL. Any thread. */
+cn_cache_obj_t *cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key, const cn_headers_t *req);
+/** Inserts a complete object, replacing the variant with the same Vary key. The cache takes
+ *  its own reference. False when the object is too large to store. Any thread. */
+bool cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o);
+/** Removes every variant of @key; returns how many. Any thread. */
+size_t cn_cache_remove(cn_cache_t *c, const cn_cache_key_t *key);
+void cn_cache_stats(cn_cache_t *c, cn_cache_stats_t *out);
+
+/** The secondary key of @req for the Vary names @names ("a,b", lowercase, sorted): each
+ *  field's values joined by "," with whitespace around commas removed, fields separated by
+ *  "\n", an absent field written "\x01". Returned in @arena. */
+char *cn_cache_variant_key(const char *names, const cn_headers_t *req, cn_arena_t *arena);
+/** XXH3-128 of @data. */
+void cn_cache_key_hash(const char *data, size_t len, cn_cache_key_t *out);
+
+#endif

@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: MIT */
+/* The cache flow. A hit is answered from the stored object by reference: the head and up to
+ * 64 body segments go out in one writev. A miss is proxied with conditionals and Range removed
+ * (so the origin sends the full representation), and the body is copied into a new object as
+ * it streams to the client; the object is inserted only once complete. A stale object is
+ * revalidated with its validators; a 304 makes a new object that shares the old body. */
+#include "proxy/cached.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "proxy/cache_rules.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/time.h"
+#include "http/conditional.h"
+#include "http/range.h"
+
+#define SERVE_IOV 64
+
+typedef enum cache_outcome {
+    OUT_NONE = 0,
+    OUT_HIT,
+    OUT_STALE,       /* served stale (max-stale, stale-while-revalidate, stale-if-error) */
+    OUT_MISS,        /* forwarded: no object */
+    OUT_VARY_MISS,   /* forwarded: objects for the URI, none for this variant */
+    OUT_REVALIDATED, /* forwarded a conditional, got 304 */
+    OUT_REFRESHED,   /* forwarded a conditional, got a new response */
+    OUT_BYPASS,      /* the request may not be served from cache (method, no-cache) */
+    OUT_ONLY_IF_CACHED,
+} cache_outcome_t;
+
+struct serve_item {
+    cairn_iov_t mem;   /* when len > 0 */
+    uint64_t off, len; /* else: object body bytes */
+};
+
+struct cn_cached {
+    cn_cache_t *cache;
+    cn_cache_key_t key;
+    cn_cache_req_dirs_t req;
+    cn_cache_obj_t *stale; /* the stored object being revalidated (or served stale) */
+    cn_cache_obj_t *hit;   /* the object being served */
+    cn_cache_obj_t *fill;  /* the object being stored */
+    bool miss;             /* fetching to store */
+    bool revalidating;     /* the upstream request carries our validators */
+    bool invalidate;       /* unsafe method: invalidate on success */
+    bool no_store;         /* the request forbids storing */
+    bool stored;
+    bool head_as_get;   /* a HEAD miss fetched with GET so the object can be stored */
+    const char *detail; /* why the response was not stored */
+    cache_outcome_t outcome;
+    int64_t ttl; /* remaining freshness of what was served (negative = stale) */
+    int64_t request_time;
+    /* serving */
+    struct serve_item *items;
+    size_t n_items, cur;
+    uint64_t cur_off;
+    cairn_iov_t iov[SERVE_IOV];
+};
+
+static void serve_pull(cn_session_t *s, void *src);
+static void serve_cancel(cn_session_t *s, void *src);
+
+static const cn_body_src_ops_t serve_ops = {
+    .pull = serve_pull,
+    .cancel = serve_cancel,
+};
+
+/* ---- keys ------------------------------------------------------------------------------ */
+
+/* Default key template: scheme, host (lowercase, without a default port) path and query. */
+static void
+make_key(cn_session_t *s, cn_cache_key_t *out)
+{
+    const cn_http_req_t *req = s->req;
+    size_t n = req->scheme.len + req->authority.len + req->path.len + req->query.len + 8;
+    char *k = cn_arena_xalloc(s->arena, n);
+    size_t l = 0;
+    memcpy(k + l, req->scheme.base, req->scheme.len);
+    l += req->scheme.len;
+    memcpy(k + l, "://", 3);
+    l += 3;
+    for (size_t i = 0; i < req->authority.len; i++) {
+        char ch = req->authority.base[i];
+        k[l++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    if (l > 3 && memcmp(k + l - 3, ":80", 3) == 0 && cn_iov_eq(req->scheme, CAIRN_IOV_LIT("http")))
+        l -= 3;
+    memcpy(k + l, req->path.base, req->path.len);
+    l += req->path.len;
+    if (req->has_query) {
+        k[l++] = '?';
+        memcpy(k + l, req->query.base, req->query.len);
+        l += req->query.len;
+    }
+    cn_cache_key_hash(k, l, out);
+}
+
+static void
+invalidate_uri(cn_session_t *s, cairn_iov_t path)
+{
+    const cn_http_req_t *req = s->req;
+    cn_http_req_t copy = *req;
+    copy.path = path;
+    copy.has_query = false;
+    const char *q = memchr(path.base, '?', path.len);
+    if (q != NULL) {
+        copy.path = cn_iov(path.base, (size_t)(q - path.base));
+        copy.query = cn_iov(q + 1, path.len - copy.path.len - 1);
+        copy.has_query = true;
+    }
+    cn_http_req_t *saved = s->req;
+    s->req = &copy;
+    cn_cache_key_t key;
+    make_key(s, &key);
+    s->req = saved;
+    size_t n = cn_cache_remove(s->cc->cache, &key);
+    if (n > 0)
+        CN_LOG_DEBUG(s->id, "invalidated %zu cached object(s) for %.*s", n, (int)path.len,
+                     path.base);
+}
+
+/* ---- serving stored objects ------------------------------------------------------------ */
+
+static void
+add_item_mem(struct cn_cached *cc, size_t *k, cairn_iov_t v)
+{
+    cc->items[*k].mem = v;
+    cc->items[(*k)++].len = 0;
+}
+
+static void
+add_item_range(struct cn_cached *cc, size_t *k, uint64_t off, uint64_t len)
+{
+    cc->items[*k].mem = cn_iov(NULL, 0);
+    cc->items[*k].off = off;
+    cc->items[(*k)++].len = len;
+}
+
+/* Fills up to SERVE_IOV slices from the current position; returns the count. */
+static size_t
+fill_iov(struct cn_cached *cc, bool *eos)
+{
+    size_t n = 0;
+    const cn_cache_obj_t *o = cc->hit;
+    while (cc->cur < cc->n_items && n < SERVE_IOV) {
+        struct serve_item *it = &cc->items[cc->cur];
+        if (it->mem.len > 0) {
+            cc->iov[n++] = it->mem;
+            cc->cur++;
+            continue;
+        }
+        /* Walk the segments to the item's current offset, then emit slices. */
+        uint64_t pos = it->off + cc->cur_off, base = 0;
+        const cn_cache_seg_t *seg = o->body;
+        while (seg != NULL && base + seg->len <= pos) {
+            base += seg->len;
+            seg = seg->next;
+        }
+        while (seg != NULL && n < SERVE_IOV && cc->cur_off < it->len) {
+            size_t in = (size_t)(pos - base);
+            size_t take = (size_t)CN_MIN((uint64_t)(seg->len - in), it->len - cc->cur_off);
+            cc->iov[n++] = cn_iov(seg->data + in, take);
+            cc->cur_off += take;
+            pos += take;
+            base += seg->len;
+            seg = seg->next;
+        }
+        if (cc->cur_off >= it->len) {
+            cc->cur++;
+            cc->cur_off = 0;
+        }
+    }
+    *eos = cc->cur >= cc->n_items;
+    return n;
+}
+
+static void
+serve_pull(cn_session_t *s, void *src)
+{
+    struct cn_cached *cc = src;
+    bool eos;
+    size_t n = fill_iov(cc, &eos);
+    cn_session_send(s, cc->iov, n, eos);
+}
+
+static void
+serve_cancel(cn_session_t *s, void *src)
+{
+    (void)s;
+    (void)src; /* references are dropped in cn_cached_end */
+}
+
+static void
+respond_plain(cn_session_t *s, unsigned status)
+{
+    char *p = cn_arena_xalloc(s->arena, 64);
+    int n = snprintf(p, 64, "%u %s\n", status, cn_status_reason(status));
+    cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
+                   CAIRN_IOV_LIT("text/plain; charset=utf-8"));
+    cn_session_respond(s, status, cn_iov(p, (size_t)n));
+}
+
+/* Plans a Range answer from a complete 200 object; false when the Range does not apply. */
+static bool
+plan_range(cn_session_t *s, struct cn_cached *cc, const cn_cache_obj_t *o, size_t *k)
+{
+    const cairn_iov_t *range = cn_headers_get(&s->req->headers, CAIRN_IOV_LIT("range"));
+    if (range == NULL || s->req->method_id != CN_METHOD_GET || o->status != 200)
+        return false;
+    cn_validators_t v = {.etag = o->etag, .last_modified = o->last_modified, .exists = true};
+    if (!cn_cond_if_range(&s->req->headers, &v, (time_t)o->t.date_value))
+        return false;
+    cn_byte_range_t r[CN_RANGE_MAX_DEFAULT];
+    size_t nr = 0;
+    cn_range_result_t res = cn_range_parse(*range, o->body_len, r, CN_RANGE_MAX_DEFAULT, &nr);
+    if (res == CN_RANGE_NONE)
+        return false;
+    char cr[CN_RANGE_CONTENT_RANGE_MAX];
+    if (res == CN_RANGE_UNSATISFIABLE) {
+        size_t l = cn_range_format_unsatisfied(cr, o->body_len);
+        s->resp.status = 416;
+        cn_headers_add_copy(&s->resp.headers, CAIRN_IOV_LIT("Content-Range"), cn_iov(cr, l));
+        return true;
+    }
+    s->resp.status = 206;
+    cn_headers_remove(&s->resp.headers, CAIRN_IOV_LIT("content-range"));
+    if (nr == 1) {
+        size_t l = cn_range_format(cr, r[0], o->body_len);
+        cn_headers_add_copy(&s->resp.headers, CAIRN_IOV_LIT("Content-Range"), cn_iov(cr, l));
+        add_item_range(cc, k, r[0].first, r[0].last - r[0].first + 1);
+        s->resp.content_length = (int64_t)(r[0].last - r[0].first + 1);
+        return true;
+    }
+    const cairn_iov_t *ct = cn_headers_get(&o->headers, CAIRN_IOV_LIT("content-type"));
+    char boundary[CN_RANGE_BOUNDARY_MAX];
+    size_t bl = cn_range_boundary(boundary, cn_time_now_ns() ^ s->id);
+    cn_multipart_t mp;
+    if (cn_multipart_build(&mp, s->arena, r, nr, ct ? *ct : CAIRN_IOV_LIT(""), o->body_len,
+                           cn_iov(boundary, bl)) != CAIRN_OK)
+        return false;
+    cn_headers_remove(&s->resp.headers, CAIRN_IOV_LIT("content-type"));
+    cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"), mp.content_type);
+    cc->items = cn_arena_xalloc(s->arena, (2 * nr + 2) * sizeof(*cc->items));
+    *k = 0;
+    for (size_t i = 0; i < mp.n; i++) {
+        add_item_mem(cc, k, mp.parts[i].head);
+        add_item_range(cc, k, mp.parts[i].range.first,
+                       mp.parts[i].range.last - mp.parts[i].range.first + 1);
+    }
+    add_item_mem(cc, k, mp.tail);
+    s->resp.content_length = (int64_t)mp.body_length;
+    return true;
+}
+
+static void
+serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc->hit != o) {
+        cn_cache_obj_ref(o);
+        cn_cache_obj_unref(cc->hit);
+        cc->hit = o;
+    }
+    cc->outcome = outcome;
+    int64_t now = (int64_t)time(NULL);
+    int64_t age = cn_cache_current_age(&o->t, now);
+    cc->ttl = o->t.lifetime - age;
+    cn_headers_init(&s->resp.headers, s->arena);
+    for (size_t i = 0; i < o->headers.n; i++)
+        cn_headers_add(&s->resp.headers, o->headers.items[i].name, o->headers.items[i].value);
+    char agebuf[24];
+    int al = snprintf(agebuf, sizeof(agebuf), "%lld", (long long)(age < 0 ? 0 : age));
+    cn_headers_set_copy(&s->resp.headers, CAIRN_IOV_LIT("Age"), cn_iov(agebuf, (size_t)al));
+    s->resp.status = o->status;
+    s->resp.content_length = (int64_t)o->body_len;
+    cn_validators_t v = {.etag = o->etag, .last_modified = o->last_modified, .exists = true};
+    cn_cond_result_t cond = cn_cond_evaluate(s->req->method, &s->req->headers, &v);
+    if (cond == CN_COND_NOT_MODIFIED && o->status == 200) {
+        s->resp.status = 304;
+        s->resp.content_length = -1;
+        cn_session_send(s, NULL, 0, true);
+        return;
+    }
+    if (cond == CN_COND_PRECONDITION_FAILED) {
+        cn_headers_init(&s->resp.headers, s->arena);
+        respond_plain(s, 412);
+        return;
+    }
+    cc->items = cn_arena_xalloc(s->arena, 2 * sizeof(*cc->items));
+    size_t k = 0;
+    if (!plan_range(s, cc, o, &k) && o->body_len > 0)
+        add_item_range(cc, &k, 0, o->body_len);
+    cc->n_items = k;
+    cc->cur = 0;
+    cc->cur_off = 0;
+    if (s->resp.status == 416) {
+        respond_plain(s, 416);
+        return;
+    }
+    if (s->req->method_id == CN_METHOD_HEAD || k == 0) {
+        cn_session_send(s, NULL, 0, true);
+        return;
+    }
+    s->src_ops = &serve_ops;
+    s->src = cc;
+    serve_pull(s, cc);
+}
+
+/* ---- entry ----------------------------------------------------------------------------- */
+
+void
+cn_cached_start(cn_session_t *s)
+{
+    struct cn_cached *cc = cn_arena_xalloc(s->arena, sizeof(*cc));
+    memset(cc, 0, sizeof(*cc));
+    s->cc = cc;
+    cc->cache = cn_server_cache(s->w->srv, s->route->cache->name);
+    cc->request_time = (int64_t)time(NULL);
+    cn_method_t m = s->req->method_id;
+    if (cc->cache == NULL) {
+        cc->outcome = OUT_BYPASS;
+        cn_action_proxy(s);
+        return;
+    }
+    make_key(s, &cc->key);
+    if (m != CN_METHOD_GET && m != CN_METHOD_HEAD) {
+        cc->outcome = OUT_BYPASS;
+        cc->invalidate = !cn_cache_method_is_safe(s->req->method);
+        cn_action_proxy(s);
+        return;
+    }
+    cn_cache_parse_request(&s->req->headers, &cc->req);
+    cc->no_store = cc->req.no_store;
+    cn_cache_obj_t *o = cn_cache_lookup(cc->cache, &cc->key, &s->req->headers);
+    if (o != NULL) {
+        cn_cache_use_t use = cn_cache_usable(&o->t, &cc->req, (int64_t)time(NULL));
+        if (use == CN_CACHE_USE_FRESH || use == CN_CACHE_USE_STALE_OK) {
+            s->cache_status = use == CN_CACHE_USE_FRESH ? "HIT" : "STALE";
+            serve_object(s, o, use == CN_CACHE_USE_FRESH ? OUT_HIT : OUT_STALE);
+            cn_cache_obj_unref(o);
+            return;
+        }
+        cc->stale = o; /* keep the reference: revalidation, stale-if-error */
+        cc->revalidating = o->etag.len > 0 || o->last_modified != 0;
+        if (cc->req.only_if_cached) {
+            s->cache_status = "STALE";
+            serve_object(s, o, OUT_STALE);
+            return;
+        }
+    } else if (cc->req.only_if_cached) {
+        /* RFC 9111 §5.2.1.7: nothing stored to answer with. */
+        cc->outcome = OUT_ONLY_IF_CACHED;
+        s->cache_status = "MISS";
+        cn_session_error(s, 504, "only-if-cached and nothing stored");
+        return;
+    }
+    cc->miss = true;
+    cc->head_as_get = m == CN_METHOD_HEAD && !cc->no_store;
+    cc->outcome = OUT_MISS;
+    s->cache_status = o != NULL ? "EXPIRED" : "MISS";
+    cn_action_proxy(s);
+}
+
+void
+cn_cached_upstream_headers(cn_session_t *s, cn_headers_t *h)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc == NULL || !cc->miss)
+        return;
+    /* Fetch the full representation; the client's conditionals and Range are answered
+     * from it (RFC 9111 §4.3.2 lets a cache use its own validators). */
+    static const char *const drop[] = {"if-none-match",       "if-modified-since", "if-match",
+                                       "if-unmodified-since", "if-range",          "range"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(drop); i++)
+        cn_headers_remove(h, cn_iov_cstr(drop[i]));
+    if (!cc->revalidating)
+        return;
+    const cn_cache_obj_t *o = cc->stale;
+    if (o->etag.len > 0)
+        cn_headers_add(h, CAIRN_IOV_LIT("If-None-Match"), o->etag);
+    if (o->last_modified != 0) {
+        char *d = cn_arena_xalloc(s->arena, 30);
+        cn_time_http_date(o->last_modified, d);
+        cn_headers_add(h, CAIRN_IOV_LIT("If-Modified-Since"), cn_iov(d, 29));
+    }
+}
+
+static void
+record_validators(cn_cache_obj_t *o)
+{
+    const cairn_iov_t *etag = cn_headers_get(&o->headers, CAIRN_IOV_LIT("etag"));
+    o->etag = etag ? *etag : cn_iov(NULL, 0);
+    const cairn_iov_t *lm = cn_headers_get(&o->headers, CAIRN_IOV_LIT("last-modified"));
+    time_t t = 0;
+    o->last_modified = lm && cn_time_parse_http_date(lm->base, lm->len, &t) ? t : 0;
+}
+
+/* A 304 refreshes the stored object: new headers (RFC 9111 §4.3.4), the same body. */
+static cn_cache_obj_t *
+refresh_object(cn_session_t *s, cn_cache_obj_t *old)
+{
+    struct cn_cached *cc = s->cc;
+    cn_cache_obj_t *o = cn_cache_obj_new(&old->key);
+    o->status = old->status;
+    cn_cache_update_headers(&old->headers, &s->resp.headers, &o->headers);
+    o->vary_names = old->vary_names;
+    o->vary_key = old->vary_key;
+    o->shared_body = old;
+    cn_cache_obj_ref(old);
+    o->body = old->body;
+    o->body_len = old->body_len;
+    o->complete = true;
+    record_validators(o);
+    cn_cache_compute_times(&o->headers, o->status, cc->request_time, (int64_t)time(NULL), &o->t);
+    return o;
+}
+
+cn_cached_head_result_t
+cn_cached_upstream_head(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc == NULL)
+        return CN_CACHED_STREAM;
+    unsigned status = s->resp.status;
+    if (cc->invalidate) {
+        if (cn_cache_invalidates(s->req->method, status)) {
+            invalidate_uri(s, s->req->path);
+            static const char *const locs[] = {"location", "content-location"};
+            for (size_t i = 0; i < CN_ARRAY_LEN(locs); i++) {
+                const cairn_iov_t *v = cn_headers_get(&s->resp.headers, cn_iov_cstr(locs[i]));
+                cairn_iov_t path;
+                if (v != NULL && cn_cache_same_origin_path(s->req, *v, &path))
+                    invalidate_uri(s, path);
+            }
+        }
+        return CN_CACHED_STREAM;
+    }
+    if (!cc->miss)
+        return CN_CACHED_STREAM;
+    if (cc->revalidating && status == 304) {
+        cn_cache_obj_t *o = refresh_object(s, cc->stale);
+        cn_cache_insert(cc->cache, o);
+        s->cache_status = "REVALIDATED";
+        serve_object(s, o, OUT_REVALIDATED);
+        cn_cache_obj_unref(o);
+        return CN_CACHED_TAKEN;
+    }
+    cc->outcome = cc->stale != NULL ? OUT_REFRESHED : OUT_MISS;
+    if (cc->no_store) {
+        cc->detail = "request-no-store";
+        return CN_CACHED_STREAM;
+    }
+    const char *why = NULL;
+    cn_http_req_t as_get = *s->req;
+    if (cc->head_as_get)
+        as_get.method_id = CN_METHOD_GET;
+    if (!cn_cache_storable(&as_get, status, &s->resp.headers, &why)) {
+        cc->detail = why;
+        if (cc->stale != NULL && status < 500)
+            cn_cache_remove(cc->cache, &cc->key);
+        return CN_CACHED_STREAM;
+    }
+    if (s->resp.content_length > 0 &&
+        (uint64_t)s->resp.content_length > cn_cache_max_object(cc->cache)) {
+        cc->detail = "too-large";
+        return CN_CACHED_STREAM;
+    }
+    cn_cache_obj_t *o = cn_cache_obj_new(&cc->key);
+    o->status = status;
+    for (size_t i = 0; i < s->resp.headers.n; i++)
+        cn_headers_add_copy(&o->headers, s->resp.headers.items[i].name,
+                            s->resp.headers.items[i].value);
+    record_validators(o);
+    cn_cache_compute_times(&o->headers, status, cc->request_time, (int64_t)time(NULL), &o->t);
+    const char *vary = cn_cache_vary_names(&o->headers, &o->arena);
+    if (vary != NULL) {
+        o->vary_names = (char *)vary;
+        o->vary_key = cn_cache_variant_key(vary, &s->req->headers, &o->arena);
+    }
+    cc->fill = o;
+    return CN_CACHED_STREAM;
+}
+
+void
+cn_cached_upstream_body(cn_session_t *s, cairn_iov_t data)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc == NULL || cc->fill == NULL)
+        return;
+    if (!cn_cache_obj_append(cc->fill, data.base, data.len, cn_cache_max_object(cc->cache))) {
+        cc->detail = "too-large";
+        cn_cache_obj_unref(cc->fill);
+        cc->fill = NULL;
+    }
+}
+
+void
+cn_cached_upstream_done(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc == NULL || cc->fill == NULL)
+        return;
+    cc->fill->complete = true;
+    cc->stored = cn_cache_insert(cc->cache, cc->fill);
+    if (!cc->stored)
+        cc->detail = "too-large";
+    cn_cache_obj_unref(cc->fill);
+    cc->fill = NULL;
+}
+
+bool
+cn_cached_upstream_error(cn_session_t *s, unsigned status)
+{
+    struct cn_cached *cc = s->cc;
+    (void)status;
+    if (cc == NULL || cc->stale == NULL || s->resp_started)
+        return false;
+    if (!cn_cache_stale_if_error_ok(&cc->stale->t, &cc->req, (int64_t)time(NULL)))
+        return false;
+    s->cache_status = "STALE";
+    cc->miss = false;
+    serve_object(s, cc->stale, OUT_STALE);
+    return true;
+}
+
+bool
+cn_cached_head_as_get(const cn_session_t *s)
+{
+    return s->cc != NULL && s->cc->head_as_get;
+}
+
+void
+cn_cached_end(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc == NULL)
+        return;
+    cn_cache_obj_unref(cc->fill);
+    cn_cache_obj_unref(cc->hit);
+    cn_cache_obj_unref(cc->stale);
+    cc->fill = cc->hit = cc->stale = NULL;
+}
+
+void
+cn_cached_status_header(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc == NULL)
+        return;
+    char buf[160];
+    int n;
+    switch (cc->outcome) {
+    case OUT_HIT:
+    case OUT_STALE:
+        n = snprintf(buf, sizeof(buf), "cairn; hit; ttl=%lld", (long long)cc->ttl);
+        break;
+    case OUT_REVALIDATED:
+        n = snprintf(buf, sizeof(buf), "cairn; fwd=stale; fwd-status=304; ttl=%lld",
+                     (long long)cc->ttl);
+        break;
+    case OUT_BYPASS:
+        n = snprintf(buf, sizeof(buf), "cairn; fwd=%s", cc->cache == NULL ? "bypass" : "method");
+        break;
+    case OUT_ONLY_IF_CACHED:
+        n = snprintf(buf, sizeof(buf), "cairn; fwd=miss; detail=only-if-cached");
+        break;
+    case OUT_MISS:
+    case OUT_VARY_MISS:
+    case OUT_REFRESHED:
+    case OUT_NONE:
+    default:
+        n = snprintf(buf, sizeof(buf), "cairn; fwd=%s; fwd-status=%u%s%s%s",
+                     cc->outcome == OUT_REFRESHED ? "stale"
+                     : cc->req.no_cache           ? "request"
+                                                  : "uri-miss",
+                     s->resp.status, cc->fill != NULL || cc->stored ? "; stored" : "",
+                     cc->detail ? "; detail=" : "", cc->detail ? cc->detail : "");
+        break;
+    }
+    cn_headers_set_copy(&s->resp.headers, CAIRN_IOV_LIT("Cache-Status"),
+                        cn_iov(buf, (size_t)CN_MIN((size_t)n, sizeof(buf) - 1)));
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* The cache flow of a session (routes with `cache:`): lookup, serve hits from stored
+ * objects by reference, revalidate stale ones, and store what the upstream sends while it
+ * streams to the client. Private to src/proxy/. */
+#ifndef CN_PROXY_CACHED_H
+#define CN_PROXY_CACHED_H
+
+#include "cache/cache.h"
+#include "proxy/session.h"
+
+typedef enum cn_cached_head_result {
+    CN_CACHED_STREAM, /* stream the upstream response to the client (maybe storing it) */
+    CN_CACHED_TAKEN,  /* the cache flow answered the client (e.g. a 304 revalidation) */
+} cn_cached_head_result_t;
+
+/** Entry for GET/HEAD and unsafe methods on a caching route. */
+void cn_cached_start(cn_session_t *s);
+/** Upstream request: conditionals for a revalidation, none (full fetch) for a miss. */
+void cn_cached_upstream_headers(cn_session_t *s, cn_headers_t *h);
+/** The upstream response head arrived (s->resp is filled). */
+cn_cached_head_result_t cn_cached_upstream_head(cn_session_t *s);
+/** A body slice passed to the client; copied into the object being stored. */
+void cn_cached_upstream_body(cn_session_t *s, cairn_iov_t data);
+/** The whole upstream body arrived: store the object. */
+void cn_cached_upstream_done(cn_session_t *s);
+/** The upstream failed before any response was sent: may answer with a stale object
+ *  (stale-if-error). Returns true when it did. */
+bool cn_cached_upstream_error(cn_session_t *s, unsigned status);
+/** True when a HEAD miss is fetched with GET (to store the full object). */
+bool cn_cached_head_as_get(const cn_session_t *s);
+/** Session end: drops every object reference (a partial object is never stored). */
+void cn_cached_end(cn_session_t *s);
+/** Adds the Cache-Status field for this response (RFC 9211). */
+void cn_cached_status_header(cn_session_t *s);
+
+/* The caches of a running server, by config name (server.c). */
+cn_cache_t *cn_server_cache(cn_server_t *srv, const char *name);
+
+#endif
