@@ -149,3 +149,37 @@ def test_daemon_port_in_use_fails(daemon):
         assert str(port) in err or "in use" in err.lower(), f"error does not explain the failure: {err!r}"
     finally:
         s.close()
+
+
+def test_daemon_launcher_releases_pipes(tmp_path, cairn):
+    """`out=$(cairn -d -c f)` must return: the daemon may not keep the launcher's
+    stdout/stderr pipes open."""
+    pid_file = tmp_path / "p.pid"
+    port = free_port()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(to_yaml({
+        "server": {"workers": 1, "pid_file": str(pid_file), "access_log": "off",
+                   "error_log": str(tmp_path / "error.log")},
+        "admin": {"listen": f"127.0.0.1:{free_port()}"},
+        "listeners": [{"listen": f"127.0.0.1:{port}"}],
+        "routes": [static_route("piped\n")]}))
+    try:
+        p = subprocess.run([CAIRN_BIN, "-d", "-c", str(cfg)], capture_output=True,
+                           timeout=10, cwd=str(tmp_path), env=cairn_env(),
+                           stdin=subprocess.DEVNULL)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        if pid_file.exists():
+            try:
+                pid = int(pid_file.read_text().strip())
+                cairn.register_pid(pid)
+            except ValueError:
+                pid = None
+    assert not timed_out, "the daemon keeps the launcher's stdout/stderr open: a caller " \
+                          "capturing the output never sees EOF"
+    assert p.returncode == 0, p.stderr
+    assert get(port, "/").body == b"piped\n"
+    if pid:
+        os.kill(pid, signal.SIGTERM)

@@ -7,6 +7,7 @@ it must exit 0 within 5 s without a sanitizer report.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ if not BUILD.is_absolute():
 
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 STOP_TIMEOUT = 5.0
+RELINKING = (errno.ETXTBSY, errno.EACCES, errno.ENOENT, errno.ENOEXEC)
 
 
 def _env():
@@ -50,20 +52,31 @@ class Example:
         self.args = [str(a) for a in args]
 
     def start(self, attempts=3):
-        assert self.binary.exists(), f"{self.binary} is missing: run `make asan` first"
         for _ in range(attempts):
             self.port = free_port()
-            with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-                self.proc = subprocess.Popen(
-                    [str(self.binary), str(self.port), *self.args], stdin=subprocess.DEVNULL,
-                    stdout=out, stderr=err, cwd=str(self.tmp), env=_env(),
-                    start_new_session=True)
+            self.proc = self._spawn()
             if self._wait_ready():
                 return self
             if "address already in use" not in self.stderr().lower():
                 break
         raise AssertionError(f"{self.name} did not start (exit {self.proc.poll()}); "
                              f"stderr:\n{self.stderr()[-3000:]}")
+
+    def _spawn(self):
+        # A concurrent `make asan` relinking the binary makes it briefly busy (ETXTBSY),
+        # not yet executable (EACCES) or absent (ENOENT): it is back in a moment.
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+                    return subprocess.Popen(
+                        [str(self.binary), str(self.port), *self.args],
+                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=str(self.tmp),
+                        env=_env(), start_new_session=True)
+            except OSError as e:
+                if e.errno not in RELINKING or time.monotonic() > deadline:
+                    raise AssertionError(f"cannot run {self.binary} ({e}); run `make asan`")
+                time.sleep(0.2)
 
     def _wait_ready(self, timeout=10.0):
         deadline = time.monotonic() + timeout

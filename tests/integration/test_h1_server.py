@@ -218,3 +218,18 @@ def test_server_header_empty_disables(cairn):
     r = get(c.port, "/")
     assert r.header("Server") is None, f'server_header: "" must drop Server: {r}'
     assert get(c.port, "/nope-404").header("Server") is None
+
+
+def test_head_of_404_has_no_body(srv):
+    with RawConn(srv.port) as c:
+        c.send(b"HEAD /missing HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        h = c.read_response(head_request=True)
+        assert h.status == 404, h
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"AAA\n", f"HEAD 404 carried a body: {r}"
+
+
+def test_error_keeps_connection_for_404(srv):
+    with RawConn(srv.port) as c:
+        assert c.request("GET", "/missing").status == 404
+        assert c.request("GET", "/a").body == b"AAA\n", "a 404 must not close the connection"

@@ -112,3 +112,19 @@ def test_sigterm_grace_expires(cairn, origin):
     assert time.monotonic() - t0 >= 0.8, "exited before the grace period with a request in flight"
     t.join(timeout=3)
 
+
+
+def test_sigterm_closes_idle_keepalive_while_draining(cairn, origin):
+    o, c = slow_setup(cairn, origin)
+    idle = RawConn(c.port, timeout=5)
+    assert idle.request("GET", "/fast-404-or-proxy").status in (200, 404, 502)
+    t, res = start_inflight(c)
+    o.wait_requests(2, timeout=3)
+    c.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    idle.wait_closed(1.5)
+    assert time.monotonic() - t0 < 1.5
+    idle.close()
+    t.join(timeout=8)
+    assert "resp" in res and res["resp"].status == 200 and res["resp"].body == SLOW_BODY, res
+    assert c.wait_exit(3) == 0

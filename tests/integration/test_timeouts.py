@@ -96,3 +96,18 @@ def test_body_timeout_chunked_408(srv):
         r = c.read_response(timeout=4)
         assert r.status == 408, f"stalled chunked body must get 408, got {r}"
         c.wait_closed(1.0)
+
+
+def test_partial_pipelined_request_times_out(srv):
+    """A complete request followed by half of the next: the first is answered, the second
+    gets 408 once header_timeout runs out."""
+    with RawConn(srv.port, timeout=5) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHos")
+        t0 = time.monotonic()
+        r1 = c.read_response(timeout=2)
+        assert r1.status == 200, r1
+        r2 = c.read_response(timeout=4)
+        t = time.monotonic() - t0
+        assert r2.status == 408, f"half a pipelined request must get 408: {r2}"
+        assert t <= 2.5, f"408 after {t:.2f}s"
+        c.wait_closed(1.0)
