@@ -14,7 +14,7 @@ typedef enum cn_h1_result {
 } cn_h1_result_t;
 
 typedef struct cn_h1_header {
-    cairn_iov_t name; /* as received (case preserved), validated token */
+    cairn_iov_t name;  /* as received (case preserved), validated token */
     cairn_iov_t value; /* OWS trimmed both sides */
 } cn_h1_header_t;
 
@@ -26,12 +26,13 @@ typedef struct cn_h1_limits {
 
 typedef struct cn_h1_request {
     cairn_iov_t method;
-    cairn_iov_t target; /* as received: origin-form, absolute-form, authority-form (CONNECT) or "*" */
-    cairn_iov_t path;   /* origin-form path (for absolute-form: the path part, "/" if empty) */
-    cairn_iov_t query;  /* after '?', without it; len 0 when none (has_query tells "?" alone) */
+    cairn_iov_t
+        target;       /* as received: origin-form, absolute-form, authority-form (CONNECT) or "*" */
+    cairn_iov_t path; /* origin-form path (for absolute-form: the path part, "/" if empty) */
+    cairn_iov_t query; /* after '?', without it; len 0 when none (has_query tells "?" alone) */
     bool has_query;
-    cairn_iov_t host;   /* Host header value, or the authority of an absolute-form target */
-    int minor_version;  /* 0 or 1 */
+    cairn_iov_t host;  /* Host header value, or the authority of an absolute-form target */
+    int minor_version; /* 0 or 1 */
     cn_h1_header_t *headers;
     size_t n_headers;
     int64_t content_length; /* -1 when absent */
@@ -70,16 +71,16 @@ typedef struct cn_h1_response {
  *  Same result contract as cn_h1_parse_request; a 1xx response is returned like any other
  *  (the caller skips it and parses the next head). */
 cn_h1_result_t cn_h1_parse_response(const char *buf, size_t len, const cn_h1_limits_t *lim,
-                                    bool head_request, cn_h1_response_t *resp,
-                                    cn_h1_header_t *hdrs, size_t hdr_cap);
+                                    bool head_request, cn_h1_response_t *resp, cn_h1_header_t *hdrs,
+                                    size_t hdr_cap);
 
 typedef struct cn_h1_chunked {
     int state;
-    uint64_t remaining;  /* bytes of chunk data still to come */
-    size_t line_len;     /* bytes of the current size/extension/trailer line so far */
-    size_t trailer_len;  /* bytes of trailer section so far */
-    size_t max_trailer;  /* limit for the trailer section (0 = 16 KiB) */
-    bool done;           /* the last chunk and trailer section were consumed */
+    uint64_t remaining; /* bytes of chunk data still to come */
+    size_t line_len;    /* bytes of the current size/extension/trailer line so far */
+    size_t trailer_len; /* bytes of trailer section so far */
+    size_t max_trailer; /* limit for the trailer section (0 = 16 KiB) */
+    bool done;          /* the last chunk and trailer section were consumed */
     const char *error;
 } cn_h1_chunked_t;
 

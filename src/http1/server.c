@@ -262,6 +262,9 @@ start_head(cn_h1_conn_t *c)
         return;
     }
     if (c->sock.rbuf.len == 0) {
+        /* Idle keep-alive connections hold no read buffer (STYLE: bounded memory). */
+        cn_buf_fini(&c->sock.rbuf);
+        c->sock.read_chunk = 0;
         timer_arm(c, c->srv->settings->keepalive_timeout_ms);
     } else {
         c->head_timer = 1;
