@@ -8,8 +8,10 @@
 ($CAIRN_BIN, default build-asan/cairn) with the YAML written to a temporary directory
 (which is also its working directory). A dict config gets an admin listener and one
 listener on free ports unless it has its own. stdout (access log) and stderr (error log)
-go to files. Teardown kills the process group if still alive and fails the test when
-stderr holds a sanitizer report.
+go to files. Teardown kills the process group if still alive (SIGKILL; SIGTERM first with
+CAIRN_IT_TEARDOWN=term) and fails the test when stderr or a *.log file in its directory holds
+a sanitizer report (AddressSanitizer, UBSan `runtime error:`, LeakSanitizer; set
+CAIRN_IT_ALLOW_LEAKS=1 to ignore leaks).
 
 `origin(routes, **kw)` starts an `origins.Origin` stopped at teardown.
 `cairn_cli(*args)` runs the binary to completion (checks, --version, ...).
@@ -44,6 +46,10 @@ if os.environ.get("CAIRN_IT_ALLOW_LEAKS"):
     SANITIZER_MARKERS = SANITIZER_MARKERS[:2]
 
 STARTUP_TIMEOUT = 10.0
+# CAIRN_IT_TEARDOWN=term: teardown sends SIGTERM (5 s) before SIGKILL, so exit-time reports
+# (leaks, use-after-free during shutdown) are checked for every test, not only for the tests
+# that stop cairn themselves. Default: SIGKILL at once.
+GRACEFUL_TEARDOWN = os.environ.get("CAIRN_IT_TEARDOWN", "") == "term"
 
 
 def cairn_env(extra=None):
@@ -259,6 +265,12 @@ class CairnFactory:
             except OSError:
                 pass
         for c in self.started:
+            if c.proc.poll() is None and GRACEFUL_TEARDOWN:
+                try:
+                    c.proc.send_signal(signal.SIGTERM)
+                    c.proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
             if c.proc.poll() is None:
                 c.killed_by_fixture = True
                 try:
