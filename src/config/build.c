@@ -29,6 +29,13 @@
 
 _Static_assert(sizeof(cn_access_log_format_t) == sizeof(int), "enums are stored as int");
 
+static char *
+arena_strdup(cn_arena_t *a, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(cn_arena_xalloc(a, n), s, n);
+}
+
 /* ---- string checks ------------------------------------------------------------------- */
 
 static bool
@@ -636,7 +643,7 @@ route_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index
     if (r->name == NULL) {
         char name[32];
         snprintf(name, sizeof(name), "route%zu", index);
-        r->name = cn_arena_strndup(&cfg->arena, name, strlen(name));
+        r->name = arena_strdup(&cfg->arena, name);
     }
     route_action(w, node, r);
     if (r->upstream_name != NULL &&
@@ -727,7 +734,7 @@ cn_config_load_string(const char *name, const char *text, size_t len, cn_config_
         name = "<string>";
     cfg->refcnt = 1;
     cn_arena_init(&cfg->arena, 0);
-    cfg->file = cn_arena_strndup(&cfg->arena, name, strlen(name));
+    cfg->file = arena_strdup(&cfg->arena, name);
     cn_arena_init(&dom, 0);
     const cn_dom_node_t *root = cn_dom_parse(&dom, name, text, len, diags);
     if (root != NULL) {
@@ -737,7 +744,7 @@ cn_config_load_string(const char *name, const char *text, size_t len, cn_config_
     }
     cn_arena_fini(&dom);
     cn_diags_sort(diags, first);
-    if (diags->n != first || cfg->file == NULL) {
+    if (diags->n != first) {
         cn_config_unref(cfg);
         return CAIRN_ECONFIG;
     }
