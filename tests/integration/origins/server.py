@@ -332,10 +332,12 @@ def BadFraming(kind="cl+te"):
 
 
 class Func(Behaviour):
-    """Calls fn(origin, req, sock) -> keep_alive."""
+    """Calls fn(origin, req, sock) -> keep_alive. With before_body=True it runs as soon as
+    the request head has arrived (the body is left unread; keep_alive should be False)."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, before_body=False):
         self.fn = fn
+        self.before_body = before_body
 
     def handle(self, origin, req, sock):
         return bool(self.fn(origin, req, sock))
@@ -509,6 +511,9 @@ class Origin:
             k, v = ln.split(b":", 1)
             headers.append((k.decode("latin-1"), v.strip(b" \t").decode("latin-1")))
         req = RecordedRequest(method, target, version, headers, b"", cid)
+        if getattr(self._behaviour(req.path), "before_body", False):
+            # the behaviour answers right after the head; the body is never read
+            return req, b""
         te = req.header("transfer-encoding")
         cl = req.header("content-length")
         if te is not None:
