@@ -128,3 +128,18 @@ def test_sigterm_closes_idle_keepalive_while_draining(cairn, origin):
     t.join(timeout=8)
     assert "resp" in res and res["resp"].status == 200 and res["resp"].body == SLOW_BODY, res
     assert c.wait_exit(3) == 0
+
+
+def test_sigterm_drains_many_inflight(cairn, origin):
+    o = origin({"/slow": Slow(delay_headers=1.0, body=SLOW_BODY)})
+    c = cairn(proxy_config(o, server={"shutdown_grace": "30s", "workers": 3},
+                           upstream_extra={"read_timeout": "10s"}))
+    runs = [start_inflight(c) for _ in range(20)]
+    o.wait_requests(20, timeout=5)
+    c.send_signal(signal.SIGTERM)
+    for t, _ in runs:
+        t.join(timeout=8)
+    bad = [res for _, res in runs if "resp" not in res or res["resp"].status != 200
+           or res["resp"].body != SLOW_BODY]
+    assert not bad, f"{len(bad)} of 20 in-flight requests did not complete: {bad[:3]}"
+    assert c.wait_exit(3) == 0

@@ -109,3 +109,25 @@ def test_chunked_request_trailers_and_body(cairn, origin):
         r = s.read_response()
         assert r.status == 200, r
     assert org.requests[-1].body == b"abcdefg", org.requests[-1]
+
+
+def test_http10_client_gets_unchunked_body(cairn, origin):
+    from origins import Chunked
+    org = origin({"/ch": Chunked(pieces=[b"one ", b"two ", b"three\n"])})
+    c = cairn(proxy_config(org))
+    with RawConn(c.port) as s:
+        s.send(b"GET /ch HTTP/1.0\r\nHost: x\r\n\r\n")
+        r = s.read_response()
+        assert not r.chunked, f"chunked encoding sent to an HTTP/1.0 client: {r}"
+        assert r.status == 200 and r.body == b"one two three\n", r
+        s.wait_closed(2)
+
+
+def test_http10_client_keepalive_through_proxy(cairn, origin):
+    org = origin({"/k": Normal(200, b"k10\n")})
+    c = cairn(proxy_config(org))
+    with RawConn(c.port) as s:
+        for _ in range(2):
+            s.send(b"GET /k HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            r = s.read_response()
+            assert r.status == 200 and r.body == b"k10\n" and not r.chunked, r
