@@ -359,10 +359,9 @@ def test_lesson13_fail_to_proxy_sees_the_cause(example):
     ex.stop()
     line = next((ln for ln in ex.stderr().splitlines() if ln.startswith("Fail to proxy:")), None)
     assert line == "Fail to proxy: 502 (ECONNREFUSED)", (
-        f"fail_to_proxy was told {line!r}: the library passes a synthetic error instead of "
-        "the upstream failure (src/proxy/upstream.c proxy_fail() never stores err in "
-        "s->last_err before cn_session_error(), so src/proxy/session.c falls back to "
-        "EIO/ETIMEDOUT/EPROTO by status)")
+        f"fail_to_proxy was told {line!r}: the upstream failure did not reach the hook "
+        "(src/proxy/upstream.c proxy_fail() stores it in s->last_err; without it "
+        "src/proxy/session.c cn_session_error() falls back to EIO/ETIMEDOUT/EPROTO)")
 
 
 # --------------------------------------------------------------------------------------
