@@ -233,3 +233,30 @@ def test_error_keeps_connection_for_404(srv):
     with RawConn(srv.port) as c:
         assert c.request("GET", "/missing").status == 404
         assert c.request("GET", "/a").body == b"AAA\n", "a 404 must not close the connection"
+
+
+def test_expect_100_continue_static_route(srv):
+    """Local routes read the request body before answering, so they send 100 Continue."""
+    with RawConn(srv.port) as c:
+        c.send(b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        first = c.read_response(timeout=2, skip_1xx=False)
+        assert first.status == 100, f"expected 100 Continue before sending the body, got {first}"
+        c.send(b"abcd")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"sink\n", r
+
+
+def test_no_100_continue_without_expect(srv):
+    with RawConn(srv.port) as c:
+        c.send(b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd")
+        r = c.read_response(skip_1xx=False)
+        assert r.status == 200, f"unexpected interim response without Expect: {r}"
+
+
+def test_no_100_continue_for_http10(srv):
+    with RawConn(srv.port) as c:
+        c.send(b"POST /sink HTTP/1.0\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        time.sleep(0.3)
+        c.send(b"abcd")
+        r = c.read_response(skip_1xx=False)
+        assert r.status in (200, 417), f"HTTP/1.0 clients must not get a 100 Continue: {r}"
