@@ -177,3 +177,24 @@ def test_body_timeout_while_proxying_408(cairn, origin):
         dt = time.monotonic() - t0
     assert_error(r, 408)
     assert dt <= 2.5, f"408 after {dt:.2f}s (body_timeout: 1s)"
+
+
+def test_error_pages_504_and_file(cairn, origin, tmp_path):
+    page = tmp_path / "504.html"
+    page.write_text("<h1>upstream too slow</h1>\n")
+    org = origin({"/slow": Slow(delay_headers=3.0)})
+    c = cairn(proxy_config(org, upstream_extra={"read_timeout": "500ms", "retries": 0},
+                           route_extra={"error_pages": {504: {"file": str(page)}}}))
+    r = get(c.port, "/slow", timeout=5)
+    assert r.status == 504, r
+    assert r.body == b"<h1>upstream too slow</h1>\n", f"error_pages file not used: {r}"
+    assert (r.header("Content-Type") or "").startswith("text/html"), r
+
+
+def test_error_pages_on_files_404(cairn, tmp_path):
+    (tmp_path / "www").mkdir()
+    c = cairn({"routes": [{"match": {"path_prefix": "/"}, "files": {"root": str(tmp_path / "www")},
+                           "error_pages": {404: {"body": "no such file here\n"}}}]})
+    r = get(c.port, "/missing.txt")
+    assert r.status == 404 and r.body == b"no such file here\n", r
+
