@@ -17,25 +17,25 @@
 
 /* Directive bits of cn_cc_t.flags (and .invalid). A bit is set when the directive occurred
  * at all, in any form, valid or not. */
-#define CN_CC_NO_CACHE (1u << 0)         /* no-cache for the whole message (bare) */
-#define CN_CC_NO_CACHE_FIELDS (1u << 1)  /* no-cache="f1, f2": names in no_cache_fields */
-#define CN_CC_NO_STORE (1u << 2)         /* no-store */
-#define CN_CC_MAX_AGE (1u << 3)          /* max-age=N */
-#define CN_CC_S_MAXAGE (1u << 4)         /* s-maxage=N */
-#define CN_CC_MAX_STALE (1u << 5)        /* max-stale[=N] (request) */
-#define CN_CC_MIN_FRESH (1u << 6)        /* min-fresh=N (request) */
-#define CN_CC_ONLY_IF_CACHED (1u << 7)   /* only-if-cached (request) */
-#define CN_CC_NO_TRANSFORM (1u << 8)     /* no-transform */
-#define CN_CC_PRIVATE (1u << 9)          /* private for the whole response (bare) */
-#define CN_CC_PRIVATE_FIELDS (1u << 10)  /* private="f1, f2": names in private_fields */
-#define CN_CC_PUBLIC (1u << 11)          /* public */
-#define CN_CC_MUST_REVALIDATE (1u << 12) /* must-revalidate */
+#define CN_CC_NO_CACHE (1u << 0)          /* no-cache for the whole message (bare) */
+#define CN_CC_NO_CACHE_FIELDS (1u << 1)   /* no-cache="f1, f2": names in no_cache_fields */
+#define CN_CC_NO_STORE (1u << 2)          /* no-store */
+#define CN_CC_MAX_AGE (1u << 3)           /* max-age=N */
+#define CN_CC_S_MAXAGE (1u << 4)          /* s-maxage=N */
+#define CN_CC_MAX_STALE (1u << 5)         /* max-stale[=N] (request) */
+#define CN_CC_MIN_FRESH (1u << 6)         /* min-fresh=N (request) */
+#define CN_CC_ONLY_IF_CACHED (1u << 7)    /* only-if-cached (request) */
+#define CN_CC_NO_TRANSFORM (1u << 8)      /* no-transform */
+#define CN_CC_PRIVATE (1u << 9)           /* private for the whole response (bare) */
+#define CN_CC_PRIVATE_FIELDS (1u << 10)   /* private="f1, f2": names in private_fields */
+#define CN_CC_PUBLIC (1u << 11)           /* public */
+#define CN_CC_MUST_REVALIDATE (1u << 12)  /* must-revalidate */
 #define CN_CC_PROXY_REVALIDATE (1u << 13) /* proxy-revalidate */
-#define CN_CC_MUST_UNDERSTAND (1u << 14) /* must-understand */
-#define CN_CC_IMMUTABLE (1u << 15)       /* immutable (RFC 8246) */
-#define CN_CC_SWR (1u << 16)             /* stale-while-revalidate=N (RFC 5861) */
-#define CN_CC_SIE (1u << 17)             /* stale-if-error=N (RFC 5861, request or response) */
-#define CN_CC_PRAGMA_NO_CACHE (1u << 18) /* request only: no-cache came from Pragma (§5.4) */
+#define CN_CC_MUST_UNDERSTAND (1u << 14)  /* must-understand */
+#define CN_CC_IMMUTABLE (1u << 15)        /* immutable (RFC 8246) */
+#define CN_CC_SWR (1u << 16)              /* stale-while-revalidate=N (RFC 5861) */
+#define CN_CC_SIE (1u << 17)              /* stale-if-error=N (RFC 5861, request or response) */
+#define CN_CC_PRAGMA_NO_CACHE (1u << 18)  /* request only: no-cache came from Pragma (§5.4) */
 
 /** A list of field names given as the argument of no-cache or private. */
 typedef struct cn_cc_fields {
@@ -115,6 +115,10 @@ bool cn_cc_parse_targeted(cn_cc_t *cc, const cn_headers_t *h, cairn_iov_t name);
 
 /** Like cn_cc_parse_targeted, for one already combined field value @value. */
 bool cn_cc_parse_targeted_value(cn_cc_t *cc, cairn_iov_t value);
+
+/** delta-seconds (RFC 9111 §1.2.2): 1*DIGIT, no sign or space; a value over 2^31 is 2^31.
+ *  False (writing nothing) when @s is empty or has a non-digit. */
+bool cn_cc_parse_delta(cairn_iov_t s, int64_t *out);
 
 /** True when @name (case-insensitive) is in @f. */
 bool cn_cc_fields_has(const cn_cc_fields_t *f, cairn_iov_t name);
