@@ -140,3 +140,39 @@ def test_access_log_proxied_request(cairn, origin):
     assert e["upstream"] == "o", f"upstream not logged: {e}"
     assert e["route"] == "proxy" and e["status"] == 200 and e["path"] == "/p", e
     assert e["bytes"] >= len(b"proxied\n"), e
+
+
+COMBINED_ANY = re.compile(
+    r'^(\S+) (\S+) (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-) '
+    r'"((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)"')
+
+
+def test_access_log_combined_every_line(cairn):
+    c = cairn({"server": {"workers": 1, "access_log_format": "combined", "header_timeout": "1s"},
+               "routes": routes()})
+    get(c.port, "/hello", headers={"User-Agent": 'quote" and \\ backslash', "Referer": "x y"})
+    with RawConn(c.port) as s:
+        s.send(b"\x01garbage\r\n\r\n")
+        assert s.read_response().status == 400
+    get(c.port, "/nope")
+    stop_ok(c)
+    lines = c.access_log_lines()
+    assert len(lines) == 3, f"expected 3 lines (200, 400, 404): {lines}"
+    for ln in lines:
+        m = COMBINED_ANY.match(ln)
+        assert m, f"line does not match the Apache combined format: {ln!r}"
+    assert [COMBINED_ANY.match(ln).group(6) for ln in lines] == ["200", "400", "404"], lines
+    assert 'quote\\" and \\\\ backslash' in lines[0], f"User-Agent not escaped: {lines[0]!r}"
+
+
+def test_access_log_json_escaping(cairn):
+    c = cairn({"server": {"workers": 1}, "routes": routes()})
+    r = get(c.port, "/hello?q=%22x%22", headers={"User-Agent": 'ua "quoted" \\ back'})
+    assert r.status == 200, r
+    with RawConn(c.port) as s:  # a method with JSON-hostile bytes is refused, but logged
+        s.send(b'GE"T\\ / HTTP/1.1\r\nHost: x\r\n\r\n')
+        assert s.read_response().status == 400
+    stop_ok(c)
+    entries = json_lines(c.stdout_text())  # every line must parse as JSON
+    assert len(entries) == 2, entries
+    assert entries[0]["path"] == "/hello?q=%22x%22" or entries[0]["path"] == "/hello", entries[0]
