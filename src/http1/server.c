@@ -346,6 +346,20 @@ new_exchange(cn_h1_conn_t *c, cn_arena_t **arena_out)
     return ds;
 }
 
+/* While an exchange runs, keep reading so that a client that goes away is noticed at once
+ * (EOF or reset → on_gone), not when a timeout fires. Bytes that arrive meanwhile (pipelined
+ * requests, the request body) are buffered up to one head's worth; reading pauses while a
+ * body slice is lent to the engine, since a read could move the buffer under it. */
+static void
+watch_client(cn_h1_conn_t *c)
+{
+    if (c->closing || c->state != H1_ACTIVE || c->ex == NULL || c->ex->body_consume != 0)
+        return;
+    size_t limit = c->srv->settings->limits.max_head + 1;
+    c->sock.rbuf_limit = CN_MAX(limit, c->sock.rbuf.len + 4096);
+    cn_sock_read_start(&c->sock);
+}
+
 static void
 dispatch(cn_h1_conn_t *c, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
 {
@@ -356,6 +370,7 @@ dispatch(cn_h1_conn_t *c, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *aren
     /* The engine may already have finished (and released) the exchange synchronously. */
     if (c->ds == ds && ds->session == NULL)
         ds->session = session;
+    watch_client(c);
 }
 
 static void
@@ -579,6 +594,7 @@ ds_read_body(cn_http_ds_t *ds)
             return;
         }
         timer_arm(c, 0);
+        cn_sock_read_stop(&c->sock);
         c->srv->handler->on_body(ds->session, data, ex->body_done, CAIRN_OK);
         return;
     }

@@ -227,7 +227,19 @@ resolve_done(uv_work_t *w, int status)
         return;
     }
     if (st == 301) {
-        cn_headers_add_copy(&s->resp.headers, CAIRN_IOV_LIT("Location"), job->target.location);
+        /* The resolver saw the path without the route's stripped prefix: put it back. */
+        cairn_iov_t loc = job->target.location;
+        const char *prefix = s->route->match.path_prefix;
+        if (s->route->strip_prefix && prefix != NULL) {
+            size_t pl = strlen(prefix);
+            while (pl > 0 && prefix[pl - 1] == '/')
+                pl--;
+            char *p = cn_arena_xalloc(s->arena, pl + loc.len + 1);
+            memcpy(p, prefix, pl);
+            memcpy(p + pl, loc.base, loc.len);
+            loc = cn_iov(p, pl + loc.len);
+        }
+        cn_headers_add_copy(&s->resp.headers, CAIRN_IOV_LIT("Location"), loc);
         job_free(job);
         respond_status_body(s, 301);
         return;

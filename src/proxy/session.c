@@ -44,6 +44,12 @@ session_end(cn_session_t *s)
     if (s->ended)
         return;
     s->ended = true;
+    /* The body source is released however the session ends. */
+    if (s->src_ops != NULL && s->src_ops->cancel != NULL) {
+        const cn_body_src_ops_t *ops = s->src_ops;
+        s->src_ops = NULL;
+        ops->cancel(s, s->src);
+    }
     cn_accesslog_write(s);
     cn_hooks_end(s);
     cn_cached_end(s);

@@ -34,7 +34,7 @@ typedef struct cn_hook_reg {
 typedef struct cn_body_src_ops {
     /** The previous slice was written: produce the next one with cn_session_send(). */
     void (*pull)(cn_session_t *s, void *src);
-    /** The session ends before the body does (client gone): release everything. */
+    /** The session ends (normally, or early when the client left): release everything. */
     void (*cancel)(cn_session_t *s, void *src);
 } cn_body_src_ops_t;
 
