@@ -7,9 +7,13 @@
  * response_body_filter) and logging call them in reverse. logging is called exactly once per
  * request, also after errors, short-circuits and client disconnects.
  *
- * Built-in behaviour (routing, header rules, the access log) runs after every table
- * registered with cairn_server_use() on the request side, and before them on the response
- * side: a program's hooks see the request first and the response last.
+ * Built-in behaviour sits inside the onion: routing runs after every request_filter; the
+ * route's header rules (request_headers, response_headers) and the cache's Cache-Status are
+ * applied before upstream_request_filter and response_filter, so a program's hooks see them
+ * and have the last word; the access log is written before the logging hooks run.
+ * A proxied request runs the phases in this order: request_filter, (routing),
+ * upstream_select, upstream_request_filter, request_body_filter, upstream_response_filter,
+ * response_filter, response_body_filter, logging.
  *
  * Every hook runs on the worker thread that owns the request. */
 #ifndef CAIRN_HOOKS_H

@@ -533,6 +533,22 @@ start_attempt(struct proxy_ctx *px)
         cn_session_error(s, 502, "upstream_select chose an invalid peer address");
         return;
     }
+    if (px->head.base == NULL) {
+        /* Pingora's order: the peer is chosen, then upstream_request_filter edits the request. */
+        cairn_action_t act = CAIRN_CONTINUE;
+        px->head = build_request_head(px, &act);
+        if (act == CAIRN_RESPONDED) {
+            s->src_ops = NULL;
+            cn_session_respond(s, s->resp.status, s->local_body);
+            return;
+        }
+        if (act != CAIRN_CONTINUE) {
+            s->src_ops = NULL;
+            cn_session_error(s, s->fail_status ? s->fail_status : 500,
+                             "upstream_request_filter failed");
+            return;
+        }
+    }
     snprintf(s->upstream_addr, sizeof(s->upstream_addr), "%s", px->peer->addr.text);
     px->got_response_bytes = false;
     px->head_parsed = false;
@@ -990,18 +1006,5 @@ cn_action_proxy(cn_session_t *s)
     s->upstream_name = up->name;
     s->src_ops = &proxy_src_ops;
     s->src = px;
-    cairn_action_t a = CAIRN_CONTINUE;
-    px->head = build_request_head(px, &a);
-    if (a == CAIRN_RESPONDED) {
-        s->src_ops = NULL;
-        cn_session_respond(s, s->resp.status, s->local_body);
-        return;
-    }
-    if (a != CAIRN_CONTINUE) {
-        s->src_ops = NULL;
-        cn_session_error(s, s->fail_status ? s->fail_status : 500,
-                         "upstream_request_filter failed");
-        return;
-    }
     start_attempt(px);
 }
