@@ -224,3 +224,15 @@ def test_unknown_flag(cairn_cli):
     r = cairn_cli("--definitely-not-a-flag")
     assert r.returncode != 0, f"an unknown flag must fail (exit 2 preferred), got {r.returncode}"
     assert "usage" in (r.stderr + r.stdout).lower(), f"no usage text: {r.stderr!r}"
+
+
+def test_dump_round_trips(cairn_cli, write_config, tmp_path):
+    p = write_config(valid_text())
+    r = cairn_cli("-T", "-c", p)
+    assert r.returncode == 0, r.stderr
+    dumped = r.stdout.split("configuration OK")[0]
+    assert "listeners" in dumped and "header_timeout" in dumped, f"dump lacks keys:\n{dumped}"
+    q = tmp_path / "dumped.yaml"
+    q.write_text(dumped)
+    r2 = cairn_cli("-t", "-c", q)
+    assert r2.returncode == 0, f"the dumped configuration does not load again:\n{r2.stderr}\n{dumped}"

@@ -176,3 +176,18 @@ def test_access_log_json_escaping(cairn):
     entries = json_lines(c.stdout_text())  # every line must parse as JSON
     assert len(entries) == 2, entries
     assert entries[0]["path"] == "/hello?q=%22x%22" or entries[0]["path"] == "/hello", entries[0]
+
+
+def test_log_level_filters(cairn):
+    quiet = cairn({"server": {"workers": 1, "log_level": "error"}, "routes": routes()})
+    assert get(quiet.port, "/hello").status == 200
+    stop_ok(quiet)
+    loud = cairn({"server": {"workers": 1, "log_level": "debug"}, "routes": routes()})
+    with RawConn(loud.port) as s:
+        s.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n")
+        assert s.read_response().status == 400
+    stop_ok(loud)
+    assert loud.stderr_text().strip(), "log_level: debug wrote nothing to the error log"
+    q = quiet.stderr_text()
+    assert "[notice]" not in q and "[info]" not in q and "[debug]" not in q, \
+        f"log_level: error still logs lower levels:\n{q}"

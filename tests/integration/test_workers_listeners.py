@@ -120,3 +120,23 @@ def test_listener_port_in_use_fails(cairn, tmp_path):
         assert str(port) in c.stderr_text(), f"error does not name the port:\n{c.stderr_text()}"
     finally:
         s.close()
+
+
+def test_admin_off(cairn):
+    port = free_port()
+    c = cairn({"admin": {"listen": "off"}, "listeners": [{"listen": f"127.0.0.1:{port}"}],
+               "routes": [static_route("no admin\n")]})
+    assert c.admin_port is None
+    assert get(port, "/").body == b"no admin\n"
+    assert c.stop() == 0
+
+
+def test_ipv6_upstream_peer(cairn, origin):
+    if not ipv6_loopback_available():
+        pytest.skip("this machine has no IPv6 loopback (::1)")
+    from helpers import proxy_config
+    from origins import Normal
+    org = origin({"/six": Normal(200, b"from v6 origin\n")}, host="::1")
+    c = cairn(proxy_config(org))
+    r = get(c.port, "/six")
+    assert r.status == 200 and r.body == b"from v6 origin\n", r

@@ -371,7 +371,8 @@ class Origin:
         return self
 
     def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                          socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((self.host, 0))
         s.listen(128)
@@ -385,7 +386,7 @@ class Origin:
 
     @property
     def address(self):
-        return f"{self.host}:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def stop(self):
         self._stop.set()
