@@ -260,3 +260,43 @@ def test_no_100_continue_for_http10(srv):
         c.send(b"abcd")
         r = c.read_response(skip_1xx=False)
         assert r.status in (200, 417), f"HTTP/1.0 clients must not get a 100 Continue: {r}"
+
+
+def test_thousand_pipelined_requests(srv):
+    with RawConn(srv.port, timeout=10) as c:
+        c.send(b"".join(b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % (b"abc"[i % 3:i % 3 + 1]) for i in range(1000)))
+        bodies = [c.read_response().body for _ in range(1000)]
+    expect = [[b"AAA\n", b"BBBBBB\n", b"C\n"][i % 3] for i in range(1000)]
+    assert bodies == expect, "1000 pipelined responses out of order or wrong"
+
+
+def test_pipelining_client_not_reading(cairn):
+    """The client writes many requests without reading: cairn must apply backpressure
+    (not die, not drop), then deliver every response once the client reads."""
+    body = b"z" * 20000
+    c = cairn({"server": {"workers": 1}, "routes": [static_route(body.decode())]})
+    n = 1500
+    s = RawConn(c.port, timeout=10)
+    req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    import threading
+    err = []
+
+    def writer():
+        try:
+            for _ in range(n // 100):
+                s.send(req * 100)
+        except OSError as e:
+            err.append(e)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(1.5)
+    got = 0
+    while got < n:
+        r = s.read_response(timeout=10)
+        assert r.status == 200 and r.body == body, f"response {got}: {r.status} {len(r.body)}"
+        got += 1
+    t.join(5)
+    s.close()
+    assert not err, f"writer failed: {err}"
+    assert c.alive()

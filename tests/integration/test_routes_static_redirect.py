@@ -157,3 +157,12 @@ def test_first_matching_route_wins(cairn):
     c = cairn({"routes": [static_route("first\n", path_prefix="/"),
                           static_route("second\n", path="/x")]})
     assert get(c.port, "/x").body == b"first\n"
+
+
+def test_absolute_form_host_wins_for_routing(srv):
+    from helpers import raw, parse_responses
+    data = raw(srv.port, b"GET http://api.example.test/x HTTP/1.1\r\nHost: other.test\r\n"
+                         b"Connection: close\r\n\r\n")
+    (r,) = parse_responses(data)
+    assert r.status == 200 and r.body == b"api host\n", \
+        f"absolute-form authority must override Host for routing (RFC 9112 3.2.2): {r}"
