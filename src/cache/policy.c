@@ -352,14 +352,15 @@ explicit_delta(const cn_cc_t *cc, uint32_t bit, int64_t v)
     return (cc->invalid & bit) || v < 0 ? 0 : clamp_delta(v);
 }
 
+/* §4.2.2 with the Last-Modified fraction; -1 when it does not apply. */
 static int64_t
 heuristic_lifetime(const cn_policy_conf_t *conf, const cn_headers_t *resp, int64_t date)
 {
     int64_t lm;
     if (!(conf->heuristic_fraction > 0) || conf->heuristic_max <= 0)
-        return 0;
+        return -1;
     if (!field_date(resp, LIT("Last-Modified"), &lm) || lm > date)
-        return 0;
+        return -1;
     double h = (double)sat_sub(date, lm) * conf->heuristic_fraction;
     int64_t cap = CN_MIN(conf->heuristic_max, CN_CC_DELTA_MAX);
     return h >= (double)cap ? cap : clamp_delta((int64_t)h);
@@ -386,9 +387,12 @@ cn_policy_freshness_lifetime(const cn_policy_conf_t *conf, unsigned status,
     }
     if (!cn_policy_status_heuristic(status) && !(resp_cc->flags & CN_CC_PUBLIC))
         return 0;
+    int64_t h = heuristic_lifetime(conf, resp, date);
+    if (h < 0)
+        return 0;
     if (heuristic)
         *heuristic = true;
-    return heuristic_lifetime(conf, resp, date);
+    return h;
 }
 
 static int64_t

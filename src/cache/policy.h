@@ -155,8 +155,8 @@ typedef struct cn_policy_meta {
  *     Expires lines that disagree give 0 (§5.3); a negative difference gives 0.
  *  4. Otherwise a heuristic (§4.2.2), only for a heuristically cacheable status or a public
  *     response, and only with a valid Last-Modified not after Date:
- *     min(conf->heuristic_max, (Date − Last-Modified) × conf->heuristic_fraction); *@heuristic
- *     is set to true. Without Last-Modified the heuristic lifetime is 0.
+ *     min(conf->heuristic_max, (Date − Last-Modified) × conf->heuristic_fraction), and then
+ *     *@heuristic is set to true. Otherwise (no Last-Modified, heuristics disabled) 0.
  * The result is in [0, 2^31]. @heuristic may be NULL.
  */
 int64_t cn_policy_freshness_lifetime(const cn_policy_conf_t *conf, unsigned status,
