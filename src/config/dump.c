@@ -289,7 +289,7 @@ static const char docs_intro[] =
     "\n"
     "<!-- Generated from the schema tables in src/config/build.c by cn_config_write_docs();\n"
     "     do not edit by hand. tests/unit/test_config_docs.c fails when this file is stale;\n"
-    "     regenerate it with `CN_UPDATE_DOCS=1 build-asan/test_config_docs`. -->\n"
+    "     regenerate it with `make docs`. -->\n"
     "\n"
     "cairn reads one YAML file. Every key is optional unless marked **required**; a key the\n"
     "schema does not know is an error (with a \"did you mean\" suggestion), so typos cannot\n"

@@ -68,7 +68,8 @@ test_docs_up_to_date(void **state)
     if (have == NULL || have_len != want_len || memcmp(have, want, want_len) != 0) {
         free(have);
         free(want);
-        fail_msg("%s is stale: regenerate it with `CN_UPDATE_DOCS=1 build-asan/test_config_docs`",
+        fail_msg("%s is stale: regenerate it with `make docs` (or run this test with "
+                 "CN_UPDATE_DOCS=1)",
                  DOCS);
     }
     free(have);
