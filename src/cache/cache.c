@@ -67,6 +67,7 @@ cn_cache_obj_new(const cn_cache_key_t *key)
     o->magic = CN_CACHE_OBJ_MAGIC;
     atomic_init(&o->refcnt, 1);
     o->key = *key;
+    o->expected_len = -1;
     cn_arena_init(&o->arena, 0);
     cn_headers_init(&o->headers, &o->arena);
     return o;
@@ -179,8 +180,8 @@ cn_cache_variant_key(const char *names, const cn_headers_t *req, cn_arena_t *are
     return out;
 }
 
-static bool
-variant_matches(const cn_cache_obj_t *o, const cn_headers_t *req)
+bool
+cn_cache_obj_matches(const cn_cache_obj_t *o, const cn_headers_t *req)
 {
     if (o->vary_names == NULL)
         return true;
@@ -377,7 +378,7 @@ cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key, const cn_headers_t *re
     cn_cache_obj_t *found = NULL;
     pthread_mutex_lock(&sh->lock);
     for (cn_cache_obj_t *it = *bucket_of(sh, key); it != NULL; it = it->chain) {
-        if (memcmp(it->key.b, key->b, 16) != 0 || !variant_matches(it, req))
+        if (memcmp(it->key.b, key->b, 16) != 0 || !cn_cache_obj_matches(it, req))
             continue;
         found = it;
         if (it->freq < 3)

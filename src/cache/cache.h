@@ -58,7 +58,8 @@ struct cn_cache_obj {
     cn_cache_seg_t *body_tail;
     struct cn_cache_obj *shared_body; /* the body belongs to this object (a 304 refresh) */
     uint64_t body_len;
-    bool complete; /* every body byte arrived; only complete objects are inserted */
+    bool complete;        /* every body byte arrived; only complete objects are inserted */
+    int64_t expected_len; /* Content-Length announced by the origin, -1 when unknown */
     cn_cache_times_t t;
     time_t last_modified; /* 0 = none */
     cairn_iov_t etag;     /* empty = none */
@@ -95,6 +96,8 @@ void cn_cache_obj_unref(cn_cache_obj_t *o);
 /** Finds the variant of @key whose Vary values match @req (an object with no Vary matches
  *  any request). Returns a new reference, or NULL. Any thread. */
 cn_cache_obj_t *cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key, const cn_headers_t *req);
+/** True when @o is the variant for @req (its Vary values match; no Vary matches all). */
+bool cn_cache_obj_matches(const cn_cache_obj_t *o, const cn_headers_t *req);
 /** Inserts a complete object, replacing the variant with the same Vary key. The cache takes
  *  its own reference. False when the object is too large to store. Any thread. */
 bool cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "proxy/cache_rules.h"
+#include "proxy/fill.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/str.h"
@@ -19,6 +20,8 @@
 #include "http/range.h"
 
 #define SERVE_IOV 64
+#define HIT_FOR_PASS_MS 10000
+#define MAX_RESTARTS 2
 
 typedef enum cache_outcome {
     OUT_NONE = 0,
@@ -30,6 +33,8 @@ typedef enum cache_outcome {
     OUT_REFRESHED,   /* forwarded a conditional, got a new response */
     OUT_BYPASS,      /* the request may not be served from cache (method, no-cache) */
     OUT_ONLY_IF_CACHED,
+    OUT_COALESCED, /* streamed from another request's fill */
+    OUT_PASS,      /* hit-for-pass: known uncacheable, forwarded without waiting */
 } cache_outcome_t;
 
 struct serve_item {
@@ -59,6 +64,19 @@ struct cn_cached {
     size_t n_items, cur;
     uint64_t cur_off;
     cairn_iov_t iov[SERVE_IOV];
+    /* coalescing */
+    cn_fill_t *fill_ref;  /* the fill this request leads or waits on */
+    cn_fill_waiter_t *wt; /* while waiting or streaming from the fill */
+    uint64_t gen;         /* leader generation, when leading */
+    bool leading;
+    bool finished;     /* the fill was finished by us */
+    bool streaming;    /* serving a waiter from the growing object */
+    bool wt_sending;   /* a slice from the fill is with the client */
+    uint64_t sent;     /* body bytes of the fill object already handed out */
+    uv_timer_t *timer; /* wait_timeout / age_timeout while waiting */
+    uint64_t wait_start_ns;
+    unsigned restarts;
+    bool detached; /* the leader's client left; the fetch goes on for the fill */
 };
 
 static void serve_pull(cn_session_t *s, void *src);
@@ -310,7 +328,324 @@ serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
     serve_pull(s, cc);
 }
 
+/* ---- coalescing: waiting on and streaming from another request's fill ----------------- */
+
+static void lookup_and_go(cn_session_t *s);
+static void fill_pull(cn_session_t *s);
+
+static void
+timer_closed(uv_handle_t *h)
+{
+    cn_free(h);
+}
+
+static void
+stop_timer(struct cn_cached *cc)
+{
+    if (cc->timer != NULL) {
+        uv_close((uv_handle_t *)cc->timer, timer_closed);
+        cc->timer = NULL;
+    }
+}
+
+/* Stops waiting (the fill reference is kept for a leader, dropped otherwise). */
+static void
+leave_fill(struct cn_cached *cc)
+{
+    stop_timer(cc);
+    if (cc->wt != NULL) {
+        cn_fill_leave(cc->fill_ref, cc->wt);
+        cc->wt = NULL;
+    }
+}
+
+static void
+drop_fill(struct cn_cached *cc)
+{
+    leave_fill(cc);
+    cn_fill_unref(cc->fill_ref);
+    cc->fill_ref = NULL;
+}
+
+/* Fetches without coalescing: a pass (@store false) or an own fetch that may store. */
+static void
+fetch_alone(cn_session_t *s, bool store, cache_outcome_t outcome)
+{
+    struct cn_cached *cc = s->cc;
+    drop_fill(cc);
+    s->src_ops = NULL;
+    cc->miss = store;
+    cc->outcome = outcome;
+    cn_action_proxy(s);
+}
+
+static void
+lead(cn_session_t *s, uint64_t gen)
+{
+    struct cn_cached *cc = s->cc;
+    leave_fill(cc);
+    s->src_ops = NULL;
+    cc->leading = true;
+    cc->gen = gen;
+    cc->miss = true;
+    cn_action_proxy(s);
+}
+
+static void
+fill_serve_pull(cn_session_t *s, void *src)
+{
+    struct cn_cached *cc = src;
+    cc->wt_sending = false;
+    fill_pull(s);
+}
+
+static void
+fill_cancel(cn_session_t *s, void *src)
+{
+    struct cn_cached *cc = src;
+    (void)s;
+    /* The client left: this waiter is dropped from the fill at once (seed 000). */
+    drop_fill(cc);
+}
+
+static const cn_body_src_ops_t fill_ops = {
+    .pull = fill_serve_pull,
+    .cancel = fill_cancel,
+};
+
+/* Collects the next slices of the growing object (under the fill lock: the tail segment may
+ * be growing; bytes below avail never change). */
+static size_t
+fill_slices(struct cn_cached *cc, cn_fill_state_t *state)
+{
+    cn_fill_t *f = cc->fill_ref;
+    size_t n = 0;
+    pthread_mutex_lock(&f->lock);
+    *state = f->state;
+    uint64_t avail = f->avail, pos = cc->sent, base = 0;
+    const cn_cache_seg_t *seg = cc->hit->body;
+    while (seg != NULL && base + seg->len <= pos) {
+        base += seg->len;
+        seg = seg->next;
+    }
+    while (seg != NULL && n < SERVE_IOV && pos < avail) {
+        size_t in = (size_t)(pos - base);
+        size_t take = (size_t)CN_MIN((uint64_t)seg->len - in, avail - pos);
+        if (take > 0)
+            cc->iov[n++] = cn_iov(seg->data + in, take);
+        pos += take;
+        base += seg->len;
+        seg = seg->next;
+    }
+    cc->sent = pos;
+    if (*state == CN_FILL_DONE && pos < avail)
+        *state = CN_FILL_STREAMING; /* more to send before the end */
+    pthread_mutex_unlock(&f->lock);
+    return n;
+}
+
+static void
+fill_pull(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc->wt_sending || s->ds == NULL)
+        return;
+    cn_fill_state_t state;
+    size_t n = fill_slices(cc, &state);
+    if (state == CN_FILL_FAILED || state == CN_FILL_PASS) {
+        /* The fill broke after its head: a truncated body must never look complete. */
+        s->error = "coalesced fill failed mid-body";
+        cn_session_abort(s);
+        return;
+    }
+    bool eos = state == CN_FILL_DONE;
+    if (n == 0 && !eos)
+        return; /* wait for the next progress notification */
+    if (eos)
+        leave_fill(cc);
+    cc->wt_sending = true;
+    cn_session_send(s, cc->iov, n, eos);
+}
+
+static void
+start_streaming(cn_session_t *s, cn_cache_obj_t *o)
+{
+    struct cn_cached *cc = s->cc;
+    stop_timer(cc);
+    cc->streaming = true;
+    cc->outcome = OUT_COALESCED;
+    s->cache_status = "COALESCED";
+    cn_cache_obj_ref(o);
+    cc->hit = o;
+    cc->ttl = o->t.lifetime;
+    cn_headers_init(&s->resp.headers, s->arena);
+    for (size_t i = 0; i < o->headers.n; i++)
+        cn_headers_add(&s->resp.headers, o->headers.items[i].name, o->headers.items[i].value);
+    s->resp.status = o->status;
+    s->resp.content_length = o->expected_len;
+    cn_validators_t v = {.etag = o->etag, .last_modified = o->last_modified, .exists = true};
+    cn_cond_result_t cond = cn_cond_evaluate(s->req->method, &s->req->headers, &v);
+    if ((cond == CN_COND_NOT_MODIFIED && o->status == 200) || s->req->method_id == CN_METHOD_HEAD) {
+        if (cond == CN_COND_NOT_MODIFIED && o->status == 200) {
+            s->resp.status = 304;
+            s->resp.content_length = -1;
+        }
+        leave_fill(cc);
+        cn_session_send(s, NULL, 0, true);
+        return;
+    }
+    s->src_ops = &fill_ops;
+    s->src = cc;
+    fill_pull(s);
+}
+
+static void
+on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
+{
+    cn_session_t *s = session;
+    struct cn_cached *cc = s->cc;
+    if (ev == CN_FILL_EV_LEAD) {
+        CN_LOG_DEBUG(s->id, "the fill's leader failed before its head: leading the fetch");
+        lead(s, cn_fill_gen(f));
+        return;
+    }
+    if (cc->streaming) {
+        fill_pull(s);
+        return;
+    }
+    pthread_mutex_lock(&f->lock);
+    cn_fill_state_t state = f->state;
+    cn_cache_obj_t *o = f->obj;
+    if (o != NULL)
+        cn_cache_obj_ref(o);
+    pthread_mutex_unlock(&f->lock);
+    switch (state) {
+    case CN_FILL_PENDING:
+        break;
+    case CN_FILL_STREAMING:
+    case CN_FILL_DONE:
+        if (o == NULL) {
+            /* Finished without a body to share (e.g. a 304 refreshed the stored object). */
+            drop_fill(cc);
+            if (++cc->restarts > MAX_RESTARTS)
+                fetch_alone(s, true, OUT_MISS);
+            else
+                lookup_and_go(s);
+        } else if (!cn_cache_obj_matches(o, &s->req->headers)) {
+            fetch_alone(s, true, OUT_VARY_MISS);
+        } else {
+            start_streaming(s, o);
+        }
+        break;
+    case CN_FILL_PASS:
+        fetch_alone(s, false, OUT_PASS);
+        break;
+    case CN_FILL_FAILED:
+        fetch_alone(s, true, OUT_MISS);
+        break;
+    }
+    cn_cache_obj_unref(o);
+}
+
+static void
+on_wait_timer(uv_timer_t *t)
+{
+    cn_session_t *s = t->data;
+    struct cn_cached *cc = s->cc;
+    const cn_conf_cache_t *conf = s->route->cache;
+    uint64_t waited = cn_time_now_ns() - cc->wait_start_ns;
+    if (waited >= conf->lock_wait_timeout_ms * 1000000ull) {
+        CN_LOG_INFO(s->id, "cache lock wait_timeout (%llu ms): fetching without the fill",
+                    (unsigned long long)conf->lock_wait_timeout_ms);
+        fetch_alone(s, false, OUT_MISS);
+        return;
+    }
+    uint64_t gen = cn_fill_take_over(cc->fill_ref, conf->lock_age_timeout_ms * 1000000ull);
+    if (gen != 0) {
+        CN_LOG_INFO(s->id, "fill made no progress for age_timeout (%llu ms): taking it over",
+                    (unsigned long long)conf->lock_age_timeout_ms);
+        lead(s, gen);
+    }
+}
+
+static void
+wait_for_fill(cn_session_t *s, cn_fill_t *f)
+{
+    struct cn_cached *cc = s->cc;
+    const cn_conf_cache_t *conf = s->route->cache;
+    cc->fill_ref = f;
+    cc->wt = cn_fill_wait(f, s->w, s, on_fill_event);
+    cc->wait_start_ns = cn_time_now_ns();
+    uint64_t period = CN_MIN(conf->lock_wait_timeout_ms, conf->lock_age_timeout_ms);
+    uint64_t tick = CN_MAX(period / 10, (uint64_t)20);
+    cc->timer = cn_xmalloc(sizeof(*cc->timer));
+    uv_timer_init(&s->w->loop, cc->timer);
+    cc->timer->data = s;
+    uv_timer_start(cc->timer, on_wait_timer, CN_MIN(period, tick), tick);
+    s->src_ops = &fill_ops; /* cancel: leave the fill at once when the client goes */
+    s->src = cc;
+    s->cache_status = "COALESCED";
+    /* The fill may already be streaming: look now, not only at the next notification. */
+    on_fill_event(s, f, CN_FILL_EV_PROGRESS);
+}
+
 /* ---- entry ----------------------------------------------------------------------------- */
+
+static void
+lookup_and_go(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    cn_cache_obj_unref(cc->stale);
+    cc->stale = NULL;
+    cn_cache_obj_t *o = cn_cache_lookup(cc->cache, &cc->key, &s->req->headers);
+    if (o != NULL) {
+        cn_cache_use_t use = cn_cache_usable(&o->t, &cc->req, (int64_t)time(NULL));
+        if (use == CN_CACHE_USE_FRESH || use == CN_CACHE_USE_STALE_OK) {
+            s->cache_status = use == CN_CACHE_USE_FRESH ? "HIT" : "STALE";
+            serve_object(s, o, use == CN_CACHE_USE_FRESH ? OUT_HIT : OUT_STALE);
+            cn_cache_obj_unref(o);
+            return;
+        }
+        cc->stale = o; /* keep the reference: revalidation, stale-if-error */
+        cc->revalidating = o->etag.len > 0 || o->last_modified != 0;
+        if (cc->req.only_if_cached) {
+            s->cache_status = "STALE";
+            serve_object(s, o, OUT_STALE);
+            return;
+        }
+    } else if (cc->req.only_if_cached) {
+        /* RFC 9111 §5.2.1.7: nothing stored to answer with. */
+        cc->outcome = OUT_ONLY_IF_CACHED;
+        s->cache_status = "MISS";
+        cn_session_error(s, 504, "only-if-cached and nothing stored");
+        return;
+    }
+    s->cache_status = o != NULL ? "EXPIRED" : "MISS";
+    cn_fill_table_t *fills = cn_server_fills(s->w->srv);
+    if (cn_fill_is_pass(fills, &cc->key)) {
+        s->cache_status = "PASS";
+        fetch_alone(s, false, OUT_PASS);
+        return;
+    }
+    cc->head_as_get = s->req->method_id == CN_METHOD_HEAD && !cc->no_store;
+    if (cc->no_store || cc->req.no_cache) {
+        /* Requests that must not share a fill fetch on their own. */
+        fetch_alone(s, !cc->no_store, OUT_MISS);
+        return;
+    }
+    bool leader;
+    cn_fill_t *f = cn_fill_join(fills, &cc->key, &leader);
+    if (!leader) {
+        wait_for_fill(s, f);
+        return;
+    }
+    cc->fill_ref = f;
+    cc->leading = true;
+    cc->gen = cn_fill_gen(f);
+    cc->miss = true;
+    cc->outcome = OUT_MISS;
+    cn_action_proxy(s);
+}
 
 void
 cn_cached_start(cn_session_t *s)
@@ -335,34 +670,7 @@ cn_cached_start(cn_session_t *s)
     }
     cn_cache_parse_request(&s->req->headers, &cc->req);
     cc->no_store = cc->req.no_store;
-    cn_cache_obj_t *o = cn_cache_lookup(cc->cache, &cc->key, &s->req->headers);
-    if (o != NULL) {
-        cn_cache_use_t use = cn_cache_usable(&o->t, &cc->req, (int64_t)time(NULL));
-        if (use == CN_CACHE_USE_FRESH || use == CN_CACHE_USE_STALE_OK) {
-            s->cache_status = use == CN_CACHE_USE_FRESH ? "HIT" : "STALE";
-            serve_object(s, o, use == CN_CACHE_USE_FRESH ? OUT_HIT : OUT_STALE);
-            cn_cache_obj_unref(o);
-            return;
-        }
-        cc->stale = o; /* keep the reference: revalidation, stale-if-error */
-        cc->revalidating = o->etag.len > 0 || o->last_modified != 0;
-        if (cc->req.only_if_cached) {
-            s->cache_status = "STALE";
-            serve_object(s, o, OUT_STALE);
-            return;
-        }
-    } else if (cc->req.only_if_cached) {
-        /* RFC 9111 §5.2.1.7: nothing stored to answer with. */
-        cc->outcome = OUT_ONLY_IF_CACHED;
-        s->cache_status = "MISS";
-        cn_session_error(s, 504, "only-if-cached and nothing stored");
-        return;
-    }
-    cc->miss = true;
-    cc->head_as_get = m == CN_METHOD_HEAD && !cc->no_store;
-    cc->outcome = OUT_MISS;
-    s->cache_status = o != NULL ? "EXPIRED" : "MISS";
-    cn_action_proxy(s);
+    lookup_and_go(s);
 }
 
 void
@@ -419,6 +727,27 @@ refresh_object(cn_session_t *s, cn_cache_obj_t *old)
     return o;
 }
 
+/* The leader ends its fill (once): waiters are told, the fill leaves the table. */
+static void
+finish_fill(struct cn_cached *cc, cn_fill_state_t state)
+{
+    if (!cc->leading || cc->finished || cc->fill_ref == NULL)
+        return;
+    cc->finished = true;
+    cn_fill_finish(cc->fill_ref, cc->gen, state);
+}
+
+/* Reasons that come from the response itself: every request for the key would get them. */
+static bool
+pass_worthy(const char *why)
+{
+    static const char *const r[] = {"no-store", "private", "vary-star", "no-freshness", "status"};
+    for (size_t i = 0; why != NULL && i < CN_ARRAY_LEN(r); i++)
+        if (strcmp(why, r[i]) == 0)
+            return true;
+    return false;
+}
+
 cn_cached_head_result_t
 cn_cached_upstream_head(cn_session_t *s)
 {
@@ -444,6 +773,7 @@ cn_cached_upstream_head(cn_session_t *s)
     if (cc->revalidating && status == 304) {
         cn_cache_obj_t *o = refresh_object(s, cc->stale);
         cn_cache_insert(cc->cache, o);
+        finish_fill(cc, CN_FILL_DONE); /* waiters look the refreshed object up */
         s->cache_status = "REVALIDATED";
         serve_object(s, o, OUT_REVALIDATED);
         cn_cache_obj_unref(o);
@@ -452,7 +782,8 @@ cn_cached_upstream_head(cn_session_t *s)
     cc->outcome = cc->stale != NULL ? OUT_REFRESHED : OUT_MISS;
     if (cc->no_store) {
         cc->detail = "request-no-store";
-        return CN_CACHED_STREAM;
+        finish_fill(cc, CN_FILL_PASS);
+        return cc->detached ? CN_CACHED_ABANDON : CN_CACHED_STREAM;
     }
     const char *why = NULL;
     cn_http_req_t as_get = *s->req;
@@ -462,12 +793,17 @@ cn_cached_upstream_head(cn_session_t *s)
         cc->detail = why;
         if (cc->stale != NULL && status < 500)
             cn_cache_remove(cc->cache, &cc->key);
-        return CN_CACHED_STREAM;
+        /* Hit-for-pass: later requests for the key go straight to the origin. */
+        if (cc->leading && pass_worthy(why))
+            cn_fill_mark_pass(cn_server_fills(s->w->srv), &cc->key, HIT_FOR_PASS_MS);
+        finish_fill(cc, cc->leading && status >= 500 ? CN_FILL_FAILED : CN_FILL_PASS);
+        return cc->detached ? CN_CACHED_ABANDON : CN_CACHED_STREAM;
     }
     if (s->resp.content_length > 0 &&
         (uint64_t)s->resp.content_length > cn_cache_max_object(cc->cache)) {
         cc->detail = "too-large";
-        return CN_CACHED_STREAM;
+        finish_fill(cc, CN_FILL_PASS);
+        return cc->detached ? CN_CACHED_ABANDON : CN_CACHED_STREAM;
     }
     cn_cache_obj_t *o = cn_cache_obj_new(&cc->key);
     o->status = status;
@@ -481,7 +817,10 @@ cn_cached_upstream_head(cn_session_t *s)
         o->vary_names = (char *)vary;
         o->vary_key = cn_cache_variant_key(vary, &s->req->headers, &o->arena);
     }
+    o->expected_len = s->resp.content_length;
     cc->fill = o;
+    if (cc->leading && !cc->finished)
+        cn_fill_publish_head(cc->fill_ref, cc->gen, o);
     return CN_CACHED_STREAM;
 }
 
@@ -491,10 +830,15 @@ cn_cached_upstream_body(cn_session_t *s, cairn_iov_t data)
     struct cn_cached *cc = s->cc;
     if (cc == NULL || cc->fill == NULL)
         return;
-    if (!cn_cache_obj_append(cc->fill, data.base, data.len, cn_cache_max_object(cc->cache))) {
+    uint64_t max = cn_cache_max_object(cc->cache);
+    bool ok = cc->leading && !cc->finished
+                  ? cn_fill_append(cc->fill_ref, cc->gen, data.base, data.len, max)
+                  : cn_cache_obj_append(cc->fill, data.base, data.len, max);
+    if (!ok) {
         cc->detail = "too-large";
         cn_cache_obj_unref(cc->fill);
         cc->fill = NULL;
+        finish_fill(cc, CN_FILL_FAILED);
     }
 }
 
@@ -508,6 +852,7 @@ cn_cached_upstream_done(cn_session_t *s)
     cc->stored = cn_cache_insert(cc->cache, cc->fill);
     if (!cc->stored)
         cc->detail = "too-large";
+    finish_fill(cc, CN_FILL_DONE);
     cn_cache_obj_unref(cc->fill);
     cc->fill = NULL;
 }
@@ -533,12 +878,27 @@ cn_cached_head_as_get(const cn_session_t *s)
     return s->cc != NULL && s->cc->head_as_get;
 }
 
+bool
+cn_cached_detach(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    if (cc == NULL || !cc->leading || cc->finished || cc->detached || !cc->miss)
+        return false;
+    /* The fill belongs to its waiters and to the cache, not to this client. */
+    cc->detached = true;
+    CN_LOG_DEBUG(s->id, "client left; the fetch continues for the fill");
+    return true;
+}
+
 void
 cn_cached_end(cn_session_t *s)
 {
     struct cn_cached *cc = s->cc;
     if (cc == NULL)
         return;
+    /* A fill that did not finish failed: before its head a waiter takes over. */
+    finish_fill(cc, CN_FILL_FAILED);
+    drop_fill(cc);
     cn_cache_obj_unref(cc->fill);
     cn_cache_obj_unref(cc->hit);
     cn_cache_obj_unref(cc->stale);
@@ -567,6 +927,14 @@ cn_cached_status_header(cn_session_t *s)
         break;
     case OUT_ONLY_IF_CACHED:
         n = snprintf(buf, sizeof(buf), "cairn; fwd=miss; detail=only-if-cached");
+        break;
+    case OUT_COALESCED:
+        n = snprintf(buf, sizeof(buf), "cairn; fwd=uri-miss; collapsed; ttl=%lld",
+                     (long long)cc->ttl);
+        break;
+    case OUT_PASS:
+        n = snprintf(buf, sizeof(buf), "cairn; fwd=uri-miss; fwd-status=%u; detail=hit-for-pass",
+                     s->resp.status);
         break;
     case OUT_MISS:
     case OUT_VARY_MISS:

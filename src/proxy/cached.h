@@ -9,8 +9,9 @@
 #include "proxy/session.h"
 
 typedef enum cn_cached_head_result {
-    CN_CACHED_STREAM, /* stream the upstream response to the client (maybe storing it) */
-    CN_CACHED_TAKEN,  /* the cache flow answered the client (e.g. a 304 revalidation) */
+    CN_CACHED_STREAM,  /* stream the upstream response to the client (maybe storing it) */
+    CN_CACHED_TAKEN,   /* the cache flow answered the client (e.g. a 304 revalidation) */
+    CN_CACHED_ABANDON, /* nobody wants this response any more (detached leader, pass) */
 } cn_cached_head_result_t;
 
 /** Entry for GET/HEAD and unsafe methods on a caching route. */
@@ -28,12 +29,16 @@ void cn_cached_upstream_done(cn_session_t *s);
 bool cn_cached_upstream_error(cn_session_t *s, unsigned status);
 /** True when a HEAD miss is fetched with GET (to store the full object). */
 bool cn_cached_head_as_get(const cn_session_t *s);
+/** The client of a fill leader left: true when the session must go on without it (the
+ *  fetch still serves the fill's waiters and the cache). */
+bool cn_cached_detach(cn_session_t *s);
 /** Session end: drops every object reference (a partial object is never stored). */
 void cn_cached_end(cn_session_t *s);
 /** Adds the Cache-Status field for this response (RFC 9211). */
 void cn_cached_status_header(cn_session_t *s);
 
-/* The caches of a running server, by config name (server.c). */
+/* The caches of a running server, by config name, and its fill table (server.c). */
 cn_cache_t *cn_server_cache(cn_server_t *srv, const char *name);
+struct cn_fill_table *cn_server_fills(cn_server_t *srv);
 
 #endif

@@ -43,6 +43,10 @@ session_end(cn_session_t *s)
 {
     if (s->ended)
         return;
+    if (s->post_pending) {
+        s->end_after_post = true; /* freed when the queued message runs */
+        return;
+    }
     s->ended = true;
     /* The body source is released however the session ends. */
     if (s->src_ops != NULL && s->src_ops->cancel != NULL) {
@@ -174,11 +178,38 @@ on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
     return s;
 }
 
+/* A detached session's sends complete on the next loop turn (nobody reads them). */
+static void
+detached_sent(cn_worker_t *w, void *arg)
+{
+    cn_session_t *s = arg;
+    (void)w;
+    s->post_pending = false;
+    if (s->end_after_post) {
+        session_end(s);
+        return;
+    }
+    on_sent(s, CAIRN_OK);
+}
+
+static void
+complete_detached(cn_session_t *s)
+{
+    s->post_pending = true;
+    cn_worker_post(s->w, detached_sent, s);
+}
+
 void
 cn_session_send(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos)
 {
     CN_ASSERT(s != NULL && s->base.magic == CN_SESSION_MAGIC);
     CN_ASSERT(!s->sending && !s->resp_eos);
+    if (s->ds == NULL && s->detached) {
+        s->sending = true;
+        s->resp_eos = eos;
+        complete_detached(s);
+        return;
+    }
     if (s->ds == NULL)
         return;
     if (!s->resp_filtered) {
@@ -240,6 +271,14 @@ on_gone(void *session)
     cn_session_t *s = session;
     CN_ASSERT(s != NULL && s->base.magic == CN_SESSION_MAGIC);
     s->ds = NULL;
+    if (!s->detached && s->cc != NULL && cn_cached_detach(s)) {
+        s->detached = true;
+        s->error = "client closed the connection (fill continues)";
+        /* A write that was in flight will never complete: complete it ourselves. */
+        if (s->sending)
+            complete_detached(s);
+        return;
+    }
     if (!s->resp_eos)
         s->error = s->error ? s->error : "client closed the connection";
     if (s->src_ops != NULL && s->src_ops->cancel != NULL) {

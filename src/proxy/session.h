@@ -85,6 +85,9 @@ struct cn_session {
     const cn_conf_upstream_t *upstream_override; /* cairn_req_set_upstream */
     cairn_iov_t local_body;                      /* cairn_req_respond's body */
     struct cn_cached *cc;                        /* the cache flow, on caching routes */
+    bool detached;     /* the client left; the session goes on for a fill (sends go nowhere) */
+    bool post_pending; /* a detached_sent message is queued: the session must outlive it */
+    bool end_after_post;
 };
 
 /** The cn_http_handler_t for client-facing listeners (ctx is the worker). */

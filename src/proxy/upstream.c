@@ -921,7 +921,15 @@ parse_response_head(struct proxy_ctx *px)
                              "upstream_response_filter failed");
             return;
         }
-        if (s->cc != NULL && cn_cached_upstream_head(s) == CN_CACHED_TAKEN) {
+        cn_cached_head_result_t cr = s->cc != NULL ? cn_cached_upstream_head(s) : CN_CACHED_STREAM;
+        if (cr == CN_CACHED_ABANDON) {
+            /* A detached leader whose response nobody can use: stop fetching. */
+            up_close(uc, true);
+            s->src_ops = NULL;
+            cn_session_abort(s);
+            return;
+        }
+        if (cr == CN_CACHED_TAKEN) {
             /* Answered from the cache (a 304 to our revalidation): nothing to relay. */
             px->resp_keep_alive = r.keep_alive && r.no_body;
             px->body_left = 0;
