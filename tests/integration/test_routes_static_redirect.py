@@ -166,3 +166,40 @@ def test_absolute_form_host_wins_for_routing(srv):
     (r,) = parse_responses(data)
     assert r.status == 200 and r.body == b"api host\n", \
         f"absolute-form authority must override Host for routing (RFC 9112 3.2.2): {r}"
+
+
+def test_static_utf8_and_large_bodies(cairn):
+    utf8 = "héllo ✓ — ünïcode\n"
+    big = "0123456789abcdef" * 8192  # 128 KiB
+    c = cairn({"routes": [static_route(utf8, path="/u"), static_route(big, path="/big")]})
+    r = get(c.port, "/u")
+    assert r.body == utf8.encode("utf-8"), r
+    assert r.header("Content-Length") == str(len(utf8.encode("utf-8"))), \
+        f"Content-Length must count bytes, not characters: {r}"
+    r = get(c.port, "/big")
+    assert r.body == big.encode() and r.header("Content-Length") == str(len(big)), \
+        f"128 KiB static body wrong ({len(r.body)} bytes)"
+
+
+def test_static_default_status_and_empty_body(cairn):
+    c = cairn({"routes": [{"match": {"path": "/e"}, "static": {}}]})
+    r = get(c.port, "/e")
+    assert r.status == 200 and r.body == b"" and r.header("Content-Length") == "0", r
+
+
+def test_redirect_relative_and_query(cairn):
+    c = cairn({"routes": [
+        {"match": {"path": "/rel"}, "redirect": {"to": "/elsewhere", "status": 307}},
+        {"match": {"path_prefix": "/kp/"}, "redirect": {"to": "/new/", "keep_path": True}},
+    ]})
+    r = get(c.port, "/rel")
+    assert r.status == 307 and r.header("Location") == "/elsewhere", r
+    r = get(c.port, "/kp/x/y")
+    assert r.status == 301 and r.header("Location") == "/new/x/y", r
+
+
+def test_host_list(cairn):
+    c = cairn({"routes": [static_route("multi\n", host=["a.test", "b.test"], path_prefix="/")]})
+    assert get(c.port, "/", host="a.test").body == b"multi\n"
+    assert get(c.port, "/", host="b.test").body == b"multi\n"
+    assert get(c.port, "/", host="c.test").status == 404
