@@ -147,8 +147,8 @@ main(int argc, char **argv)
             key = zipf_key();
         cn_cache_key_t k;
         cn_cache_key_hash((const char *)&key, sizeof(key), &k);
-        cn_cache_obj_t *o = cn_cache_lookup(c, &k, &empty);
-        if (o != NULL) {
+        cn_cache_obj_t *o = NULL;
+        if (cn_cache_lookup(c, &k, &empty, &o) == CAIRN_OK && o != NULL) {
             hits_s3++;
             cn_cache_obj_unref(o);
         } else {

@@ -6,6 +6,7 @@
 #include "cache/cache.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -40,6 +41,24 @@ struct cn_cache {
     uint64_t size, max_object;
     struct shard shards[SHARDS];
 };
+
+/* ---- fault injection (test builds) ----------------------------------------------------- */
+
+#ifdef CN_TESTING
+bool
+cn_cache_fault(const char *op)
+{
+    const char *spec = getenv("CAIRN_FAULT_TIER");
+    return spec != NULL && strstr(spec, op) != NULL;
+}
+#else
+bool
+cn_cache_fault(const char *op)
+{
+    (void)op;
+    return false;
+}
+#endif
 
 /* ---- keys and objects ------------------------------------------------------------------ */
 
@@ -313,14 +332,16 @@ evict_step(struct shard *sh)
     return o;
 }
 
-bool
+cairn_err_t
 cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o)
 {
     CN_ASSERT(o->complete && !o->in_index);
+    if (cn_cache_fault("insert"))
+        return CAIRN_EIO;
     o->charge = o->body_len + o->arena.used + OBJ_OVERHEAD;
     struct shard *sh = &c->shards[o->key.b[0] % SHARDS];
     if (o->body_len > c->max_object || o->charge > sh->budget)
-        return false;
+        return CAIRN_ETOOBIG;
     cn_cache_obj_ref(o);
     cn_cache_obj_t *victims[64];
     size_t nv = 0;
@@ -368,12 +389,15 @@ cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o)
     pthread_mutex_unlock(&sh->lock);
     for (size_t i = 0; i < nv; i++)
         cn_cache_obj_unref(victims[i]);
-    return true;
+    return CAIRN_OK;
 }
 
-cn_cache_obj_t *
-cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key, const cn_headers_t *req)
+cairn_err_t
+cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key, const cn_headers_t *req,
+                cn_cache_obj_t **out)
 {
+    if (cn_cache_fault("lookup"))
+        return CAIRN_EIO;
     struct shard *sh = &c->shards[key->b[0] % SHARDS];
     cn_cache_obj_t *found = NULL;
     pthread_mutex_lock(&sh->lock);
@@ -391,7 +415,8 @@ cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key, const cn_headers_t *re
     else
         sh->st.misses++;
     pthread_mutex_unlock(&sh->lock);
-    return found;
+    *out = found;
+    return CAIRN_OK;
 }
 
 size_t

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/arena.h"
+#include "core/compiler.h"
 #include "core/types.h"
 #include "http/headers.h"
 
@@ -94,13 +95,20 @@ void cn_cache_obj_ref(cn_cache_obj_t *o);
 void cn_cache_obj_unref(cn_cache_obj_t *o);
 
 /** Finds the variant of @key whose Vary values match @req (an object with no Vary matches
- *  any request). Returns a new reference, or NULL. Any thread. */
-cn_cache_obj_t *cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key, const cn_headers_t *req);
+ *  any request): CAIRN_OK with *@out a new reference or NULL (miss), or CAIRN_EIO when the
+ *  tier failed (the caller proxies without the cache). Any thread. */
+CN_MUST_CHECK cairn_err_t cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key,
+                                          const cn_headers_t *req, cn_cache_obj_t **out);
 /** True when @o is the variant for @req (its Vary values match; no Vary matches all). */
 bool cn_cache_obj_matches(const cn_cache_obj_t *o, const cn_headers_t *req);
 /** Inserts a complete object, replacing the variant with the same Vary key. The cache takes
- *  its own reference. False when the object is too large to store. Any thread. */
-bool cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o);
+ *  its own reference. CAIRN_ETOOBIG when the object does not fit, CAIRN_EIO when the tier
+ *  failed. Any thread. */
+cairn_err_t cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o);
+/** Test builds (CN_TESTING): the env var CAIRN_FAULT_TIER ("lookup", "insert" or
+ *  "lookup,insert") makes those operations fail, to test degradation. Always false in
+ *  release builds. */
+bool cn_cache_fault(const char *op);
 /** Removes every variant of @key; returns how many. Any thread. */
 size_t cn_cache_remove(cn_cache_t *c, const cn_cache_key_t *key);
 void cn_cache_stats(cn_cache_t *c, cn_cache_stats_t *out);

@@ -597,7 +597,16 @@ lookup_and_go(cn_session_t *s)
     struct cn_cached *cc = s->cc;
     cn_cache_obj_unref(cc->stale);
     cc->stale = NULL;
-    cn_cache_obj_t *o = cn_cache_lookup(cc->cache, &cc->key, &s->req->headers);
+    cn_cache_obj_t *o = NULL;
+    if (cn_cache_lookup(cc->cache, &cc->key, &s->req->headers, &o) != CAIRN_OK) {
+        /* Seed 001: a failing tier never fails the request; it is proxied uncached. */
+        CN_LOG_WARN(s->id, "cache %s: lookup failed; proxying without the cache",
+                    cn_cache_name(cc->cache));
+        cc->detail = "tier-error";
+        s->cache_status = "ERROR";
+        fetch_alone(s, false, OUT_MISS);
+        return;
+    }
     if (o != NULL) {
         cn_cache_use_t use = cn_cache_usable(&o->t, &cc->req, (int64_t)time(NULL));
         if (use == CN_CACHE_USE_FRESH || use == CN_CACHE_USE_STALE_OK) {
@@ -772,7 +781,9 @@ cn_cached_upstream_head(cn_session_t *s)
         return CN_CACHED_STREAM;
     if (cc->revalidating && status == 304) {
         cn_cache_obj_t *o = refresh_object(s, cc->stale);
-        cn_cache_insert(cc->cache, o);
+        if (cn_cache_insert(cc->cache, o) != CAIRN_OK)
+            CN_LOG_WARN(s->id, "cache %s: storing the refreshed object failed",
+                        cn_cache_name(cc->cache));
         finish_fill(cc, CN_FILL_DONE); /* waiters look the refreshed object up */
         s->cache_status = "REVALIDATED";
         serve_object(s, o, OUT_REVALIDATED);
@@ -849,9 +860,15 @@ cn_cached_upstream_done(cn_session_t *s)
     if (cc == NULL || cc->fill == NULL)
         return;
     cc->fill->complete = true;
-    cc->stored = cn_cache_insert(cc->cache, cc->fill);
-    if (!cc->stored)
+    cairn_err_t err = cn_cache_insert(cc->cache, cc->fill);
+    cc->stored = err == CAIRN_OK;
+    if (err == CAIRN_EIO) {
+        CN_LOG_WARN(s->id, "cache %s: store failed; the response was still served",
+                    cn_cache_name(cc->cache));
+        cc->detail = "tier-error";
+    } else if (err != CAIRN_OK) {
         cc->detail = "too-large";
+    }
     finish_fill(cc, CN_FILL_DONE);
     cn_cache_obj_unref(cc->fill);
     cc->fill = NULL;
