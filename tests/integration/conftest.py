@@ -364,3 +364,22 @@ def write_config(tmp_path):
 
     return w
 
+
+
+@pytest.fixture
+def start_cairn(cairn):
+    """Alias of `cairn`: start_cairn(config_yaml_text_or_dict, extra_args=[], wait=True)."""
+    return cairn
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture():
+    """The helpers.free_port function, as a fixture."""
+    return free_port
+
+
+@pytest.fixture(name="raw")
+def raw_fixture():
+    """helpers.raw(port, data, timeout=3.0, host=..., unix_path=None) -> bytes."""
+    from helpers import raw as raw_fn
+    return raw_fn

@@ -52,3 +52,27 @@ def test_parse_pipelined():
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 NF\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
     rs = parse_responses(data)
     assert [r.status for r in rs] == [200, 404] and rs[1].body == b"x" and rs[1].informational
+
+
+def test_text_config_and_fixture_aliases(start_cairn, free_port, raw):
+    port, admin = free_port(), free_port()
+    text = f"""\
+server:
+  workers: 1
+admin:
+  listen: "127.0.0.1:{admin}"
+listeners:
+  - listen: "127.0.0.1:{port}"
+    name: main
+routes:
+  - match:
+      path: /t
+    static:
+      body: "from text\\n"
+"""
+    c = start_cairn(text)
+    assert c.ports == [port] and c.admin_port == admin
+    data = raw(port, b"GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    (r,) = parse_responses(data)
+    assert r.status == 200 and r.body == b"from text\n", r
+    assert c.stop() == 0
