@@ -560,3 +560,146 @@ class Origin:
                 buf += d
             req.body, buf = buf[:n], buf[n:]
         return req, buf
+
+
+# --------------------------------------------------------------------------------------
+# behaviours for the cache and coalescing tests (test_cache_*.py, test_coalescing.py)
+
+
+class Sequence(Behaviour):
+    """The n-th request handled by this behaviour (0-based) goes to behaviours[n]; the last
+    one handles every later request. .count is the number of requests seen."""
+
+    def __init__(self, *behaviours):
+        self.behaviours = list(behaviours)
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def handle(self, origin, req, sock):
+        with self._lock:
+            i = self.count
+            self.count += 1
+        return self.behaviours[min(i, len(self.behaviours) - 1)].handle(origin, req, sock)
+
+
+class Validating(Behaviour):
+    """A representation that answers a matching If-None-Match (weak comparison) or an
+    If-Modified-Since not older than last_modified with 304 (carrying the same headers,
+    no body), else 200 with the body. Every attribute may be changed between requests:
+    .body, .etag (None = none), .last_modified (HTTP-date string or None), .headers (dict,
+    sent on 200 and 304), .status. .sent_304 / .sent_200 count the answers."""
+
+    def __init__(self, body=b"validated\n", etag='"v1"', last_modified=None, headers=None,
+                 status=200):
+        self.body = body.encode() if isinstance(body, str) else body
+        self.etag, self.last_modified = etag, last_modified
+        self.headers = dict(headers or {})
+        self.status = status
+        self.sent_304 = self.sent_200 = 0
+
+    def _not_modified(self, req):
+        inm = req.header("if-none-match")
+        if inm is not None:
+            if self.etag is None:
+                return False
+            tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+            return "*" in tags or self.etag.removeprefix("W/") in tags
+        ims = req.header("if-modified-since")
+        if ims is not None and self.last_modified is not None:
+            from email.utils import parsedate_to_datetime
+            try:
+                return parsedate_to_datetime(ims) >= parsedate_to_datetime(self.last_modified)
+            except (TypeError, ValueError):
+                return False
+        return False
+
+    def handle(self, origin, req, sock):
+        hs = list(self.headers.items())
+        if self.etag is not None:
+            hs.append(("ETag", self.etag))
+        if self.last_modified is not None:
+            hs.append(("Last-Modified", self.last_modified))
+        if req.method in ("GET", "HEAD") and self._not_modified(req):
+            self.sent_304 += 1
+            sock.sendall(_head(304, None, hs))
+            return True
+        self.sent_200 += 1
+        hs += [("Content-Type", "text/plain"), ("Content-Length", str(len(self.body)))]
+        sock.sendall(_head(self.status, None, hs) + (b"" if req.method == "HEAD" else self.body))
+        return True
+
+
+class Numbered(Behaviour):
+    """@status with body b"<target> #<n>\\n", n being the 1-based number of requests this
+    behaviour has answered, plus @headers: a test can tell which fetch a response came from."""
+
+    def __init__(self, headers=None, status=200):
+        self.headers = dict(headers or {})
+        self.status = status
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def handle(self, origin, req, sock):
+        with self._lock:
+            self.count += 1
+            n = self.count
+        body = f"{req.target} #{n}\n".encode()
+        hs = list(self.headers.items()) + [("Content-Type", "text/plain"),
+                                           ("Content-Length", str(len(body)))]
+        sock.sendall(_head(self.status, None, hs) + (b"" if req.method == "HEAD" else body))
+        return True
+
+
+class Stream(Behaviour):
+    """Waits delay_headers seconds, sends the head (@headers plus Content-Length, or chunked
+    framing), then @body in chunk_size pieces with chunk_delay seconds between them. With
+    abort_after=N the connection is reset (rst=True) or closed after N body bytes. Records
+    time.monotonic() per request in .head_times, .first_body_times and .done_times."""
+
+    def __init__(self, body, headers=None, delay_headers=0.0, chunk_size=65536,
+                 chunk_delay=0.0, chunked=False, abort_after=None, rst=True, status=200):
+        self.body = body.encode() if isinstance(body, str) else body
+        self.headers = dict(headers or {})
+        self.delay_headers, self.chunk_size, self.chunk_delay = delay_headers, chunk_size, chunk_delay
+        self.chunked, self.abort_after, self.rst, self.status = chunked, abort_after, rst, status
+        self.head_times, self.first_body_times, self.done_times = [], [], []
+
+    @property
+    def sha256(self):
+        return hashlib.sha256(self.body).hexdigest()
+
+    def handle(self, origin, req, sock):
+        if origin.sleep(self.delay_headers):
+            return False
+        hs = list(self.headers.items())
+        if not _has(hs, "content-type"):
+            hs.append(("Content-Type", "application/octet-stream"))
+        if self.chunked:
+            hs.append(("Transfer-Encoding", "chunked"))
+        else:
+            hs.append(("Content-Length", str(len(self.body))))
+        sock.sendall(_head(self.status, None, hs))
+        self.head_times.append(time.monotonic())
+        if req.method == "HEAD":
+            self.done_times.append(time.monotonic())
+            return True
+        body = self.body
+        limit = len(body) if self.abort_after is None else min(self.abort_after, len(body))
+        sent = 0
+        while sent < limit:
+            if sent and origin.sleep(self.chunk_delay):
+                return False
+            piece = body[sent:min(sent + self.chunk_size, limit)]
+            if sent == 0:
+                self.first_body_times.append(time.monotonic())
+            sock.sendall((b"%x\r\n" % len(piece) + piece + b"\r\n") if self.chunked else piece)
+            sent += len(piece)
+        if self.abort_after is not None:
+            time.sleep(0.05)
+            if self.rst:
+                rst_close(sock)
+            return False
+        if self.chunked:
+            sock.sendall(b"0\r\n\r\n")
+        self.done_times.append(time.monotonic())
+        return True
