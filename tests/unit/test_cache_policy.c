@@ -375,6 +375,8 @@ test_status_classes(void **state)
     /* §5.2.2.3 understood */
     assert_true(cn_policy_status_understood(200));
     assert_true(cn_policy_status_understood(308));
+    assert_true(cn_policy_status_understood(307));
+    assert_true(cn_policy_status_understood(429));
     assert_false(cn_policy_status_understood(206));
     assert_false(cn_policy_status_understood(304));
     assert_false(cn_policy_status_understood(418));
@@ -992,6 +994,12 @@ static const struct head_case head_cases[] = {
      -1,
      {"Content-Length: 10"},
      CN_POLICY_HEAD_UPDATE},
+    {"§4.3.5 unparsable HEAD Content-Length",
+     200,
+     {"ETag: \"a\""},
+     10,
+     {"Content-Length: x"},
+     CN_POLICY_HEAD_INVALIDATE},
     {"§4.3.5 stored length unknown",
      200,
      {"ETag: \"a\""},
@@ -1089,6 +1097,16 @@ static const struct target_case target_cases[] = {
     {"§4.4 not a URI", "example.com", "/a b", NULL, {NULL}},
     {"§4.4 IPv6 literal", "[::1]:8080", "http://[::1]:8080/x", NULL, {"/x"}},
     {"§4.4 IPv6 other port", "[::1]:8080", "http://[::1]/x", NULL, {NULL}},
+    {"§4.4 unterminated IPv6 literal", "example.com", "http://[::1/x", NULL, {NULL}},
+    {"§4.4 port out of range", "example.com", "http://example.com:99999/x", NULL, {NULL}},
+    {"§4.4 empty host", "example.com", "http://:80/x", NULL, {NULL}},
+    {"RFC 3986 §3.2.3 empty port is the default",
+     "example.com",
+     "http://example.com:/x",
+     NULL,
+     {"/x"}},
+    {"§4.4 junk after an IPv6 literal", "example.com", "http://[::1]x/y", NULL, {NULL}},
+    {"§4.4 request without a usable authority", "", "/x", NULL, {NULL}},
 };
 
 static void
