@@ -213,3 +213,18 @@ def test_head_through_proxy(srv):
         assert h.status == 200 and h.header("Content-Length") == str(len(BIG_CL.body)), h
         r = c.read_response()
         assert r.body == b"plain origin body\n", f"HEAD response had a body: {r}"
+
+
+def test_client_connection_close_does_not_close_upstream(cairn, origin):
+    org = origin({"/ka": Normal(200, b"ka\n")})
+    c = cairn(proxy_config(org, server={"workers": 1}))
+    for i in range(5):
+        with RawConn(c.port) as s:
+            s.send(b"GET /ka HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            r = s.read_response()
+            assert r.status == 200 and r.body == b"ka\n", r
+            s.wait_closed(2)
+    assert org.connections == 1, \
+        f"the client's Connection: close leaked upstream: {org.connections} origin connections"
+    assert all(q.header("connection") is None for q in org.requests), \
+        [q.header("connection") for q in org.requests]

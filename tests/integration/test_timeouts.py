@@ -111,3 +111,22 @@ def test_partial_pipelined_request_times_out(srv):
         assert r2.status == 408, f"half a pipelined request must get 408: {r2}"
         assert t <= 2.5, f"408 after {t:.2f}s"
         c.wait_closed(1.0)
+
+
+def test_client_timeouts_do_not_cut_slow_upstream_responses(cairn, origin):
+    """header/keepalive/body timeouts guard the client side only: a proxied response that
+    takes longer than all of them (but less than read_timeout) must arrive intact."""
+    from helpers import proxy_config
+    from origins import Slow
+    org = origin({"/slow-head": Slow(delay_headers=2.0, body=b"late\n"),
+                  "/slow-body": Slow(chunk_delay=0.7, chunks=4, body=b"abcdefgh" * 4)})
+    c = cairn(proxy_config(org, server={"header_timeout": "1s", "keepalive_timeout": "1s",
+                                        "body_timeout": "1s"},
+                           upstream_extra={"read_timeout": "5s"}))
+    with RawConn(c.port, timeout=8) as s:
+        r = s.request("GET", "/slow-head", timeout=6)
+        assert r.status == 200 and r.body == b"late\n", r
+        r = s.request("GET", "/slow-body", timeout=6)
+        assert r.status == 200 and r.body == b"abcdefgh" * 4, r
+        r = s.request("POST", "/slow-head", body=b"x" * 100, timeout=6)
+        assert r.status == 200 and r.body == b"late\n", r
