@@ -126,7 +126,8 @@ def test_error_log_request_id_matches_access_log(cairn):
     assert len(entries) == 1, f"expected one 400 access-log entry: {c.stdout_text()!r}"
     rid = entries[0]["request_id"]
     err = c.stderr_text()
-    assert f"#{rid}" in err, f"error log has no line with #{rid}:\n{err[-3000:]}"
+    assert re.search(rf"#{re.escape(str(rid))}(?![0-9A-Za-z])", err), \
+        f"error log has no line with #{rid}:\n{err[-3000:]}"
 
 
 def test_access_log_proxied_request(cairn, origin):
@@ -191,3 +192,24 @@ def test_log_level_filters(cairn):
     q = quiet.stderr_text()
     assert "[notice]" not in q and "[info]" not in q and "[debug]" not in q, \
         f"log_level: error still logs lower levels:\n{q}"
+
+
+def test_upstream_failures_logged_with_request_id(cairn, origin):
+    from helpers import free_port, proxy_config
+    from origins import Slow
+    org = origin({"/slow": Slow(delay_headers=3.0)})
+    cfg = proxy_config(org, server={"log_level": "debug"},
+                       upstream_extra={"read_timeout": "500ms", "retries": 0})
+    cfg["upstreams"]["dead"] = {"peers": [{"address": f"127.0.0.1:{free_port()}"}], "retries": 0}
+    cfg["routes"].insert(0, {"name": "dead", "match": {"path_prefix": "/dead"}, "upstream": "dead"})
+    c = cairn(cfg)
+    assert get(c.port, "/dead").status == 502
+    assert get(c.port, "/slow", timeout=5).status == 504
+    stop_ok(c)
+    entries = json_lines(c.stdout_text())
+    assert [e["status"] for e in entries] == [502, 504], entries
+    err = c.stderr_text()
+    for e in entries:
+        rid = re.escape(str(e["request_id"]))
+        lines = [ln for ln in err.splitlines() if re.search(rf"#{rid}(?![0-9A-Za-z])", ln)]
+        assert lines, f"no error-log line with #{e['request_id']} for the {e['status']}:\n{err[-3000:]}"
