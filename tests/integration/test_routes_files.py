@@ -175,3 +175,55 @@ def test_traversal_404(srv, target):
     rs = parse_responses(data)
     assert rs, f"no response for {target}: {data!r}"
     assert rs[0].status == 404, f"{target}: expected 404, got {rs[0]}"
+
+
+def _etag(srv):
+    return get(srv.port, "/a.txt").header("ETag")
+
+
+@pytest.mark.parametrize("inm", ["*", '"nope", {etag}', "W/{etag}"])
+def test_if_none_match_forms_304(srv, inm):
+    etag = _etag(srv)
+    weak = etag if etag.startswith("W/") else "W/" + etag
+    value = inm.format(etag=etag).replace("W/" + etag, weak)
+    r = get(srv.port, "/a.txt", headers={"If-None-Match": value})
+    assert r.status == 304, f"If-None-Match: {value} must give 304: {r}"
+
+
+def test_if_none_match_beats_if_modified_since(srv):
+    lm = get(srv.port, "/a.txt").header("Last-Modified")
+    r = get(srv.port, "/a.txt", headers={"If-None-Match": '"other"', "If-Modified-Since": lm})
+    assert r.status == 200 and r.body == FILES["a.txt"], \
+        f"If-Modified-Since must be ignored when If-None-Match is present: {r}"
+
+
+def test_if_match_failure_412(srv):
+    r = get(srv.port, "/a.txt", headers={"If-Match": '"not-it"'})
+    assert r.status == 412, r
+    r = get(srv.port, "/a.txt", headers={"If-Match": _etag(srv)})
+    assert r.status == 200, r
+
+
+def test_if_unmodified_since_past_412(srv):
+    r = get(srv.port, "/a.txt", headers={"If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"})
+    assert r.status == 412, r
+
+
+def test_if_range(srv):
+    data = FILES["a.txt"]
+    etag = _etag(srv)
+    r = get(srv.port, "/a.txt", headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert r.status == 206 and r.body == data[:10], r
+    r = get(srv.port, "/a.txt", headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert r.status == 200 and r.body == data, f"If-Range mismatch must send the whole file: {r}"
+
+
+def test_malformed_range_ignored(srv):
+    r = get(srv.port, "/a.txt", headers={"Range": "bytes=abc"})
+    assert r.status == 200 and r.body == FILES["a.txt"], r
+
+
+def test_range_on_big_file(srv):
+    data = FILES["big.bin"]
+    r = get(srv.port, "/big.bin", headers={"Range": "bytes=100000-250000"})
+    assert r.status == 206 and r.body == data[100000:250001], f"{r.status} {len(r.body)}"
