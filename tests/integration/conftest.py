@@ -61,6 +61,12 @@ def cairn_env(extra=None):
     return env
 
 
+def require_binary():
+    if not os.path.isfile(CAIRN_BIN) or not os.access(CAIRN_BIN, os.X_OK):
+        pytest.fail(f"CAIRN_BIN={CAIRN_BIN} is not an executable file: run `make asan` "
+                    f"(or set CAIRN_BIN)", pytrace=False)
+
+
 def sanitizer_report(text: str):
     for m in SANITIZER_MARKERS:
         i = text.find(m)
@@ -231,6 +237,7 @@ class CairnFactory:
         self.extra_pids: list[int] = []
 
     def __call__(self, config, extra_args=(), wait=True, cwd=None, env=None, name="cairn"):
+        require_binary()
         tmp = self.tmpf.mktemp(name)
         out_path, err_path = tmp / "stdout.log", tmp / "stderr.log"
         if config is None:  # the embedded default configuration
@@ -324,6 +331,7 @@ def cairn_cli(tmp_path):
     (text mode). Fails when stderr holds a sanitizer report."""
 
     def run(*args, timeout=10, cwd=None, env=None, input=None):
+        require_binary()
         try:
             p = subprocess.run([CAIRN_BIN, *map(str, args)], capture_output=True, text=True,
                                timeout=timeout, cwd=str(cwd or tmp_path), env=cairn_env(env),

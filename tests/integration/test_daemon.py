@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import CAIRN_BIN, cairn_env, sanitizer_report
+from conftest import CAIRN_BIN, cairn_env, require_binary, sanitizer_report
 from helpers import free_port, get, static_route, to_yaml
 
 
@@ -47,6 +47,7 @@ def daemon(tmp_path, cairn):
     made = []
 
     def launch(daemon_flag=True, daemon_key=False, listen_port=None, timeout=15):
+        require_binary()
         port = listen_port or free_port()
         pid_file = tmp_path / "cairn.pid"
         cfg = {
