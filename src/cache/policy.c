@@ -865,55 +865,10 @@ uri_chars_ok(cairn_iov_t s)
     return true;
 }
 
-/* Resolves @ref against @req into an origin-form target; false when it is not same-origin or
- * not usable. */
+/* Writes "/" + remove_dot_segments(@dir + @path) + @query into @a. */
 static cairn_err_t
-resolve_target(cn_arena_t *a, const cn_http_req_t *req, const struct origin *base, cairn_iov_t ref,
-               cairn_iov_t *out, bool *ok)
+build_target(cn_arena_t *a, cairn_iov_t dir, cairn_iov_t path, cairn_iov_t query, cairn_iov_t *out)
 {
-    size_t colon;
-    struct origin o;
-    const char *hash = memchr(ref.base, '#', ref.len);
-    *ok = false;
-    if (hash)
-        ref.len = (size_t)(hash - ref.base);
-    if (ref.len == 0 || !uri_chars_ok(ref))
-        return CAIRN_OK;
-
-    cairn_iov_t scheme = base->scheme, rest = ref;
-    if (has_scheme(ref, &colon)) {
-        scheme = cn_iov(ref.base, colon);
-        rest = cn_iov(ref.base + colon + 1, ref.len - colon - 1);
-        if (rest.len < 2 || memcmp(rest.base, "//", 2) != 0)
-            return CAIRN_OK;
-    }
-    bool relative_path = false, query_only = false;
-    if (rest.len >= 2 && memcmp(rest.base, "//", 2) == 0) {
-        size_t e = 2;
-        while (e < rest.len && rest.base[e] != '/' && rest.base[e] != '?')
-            e++;
-        if (!parse_authority(scheme, cn_iov(rest.base + 2, e - 2), &o) || !same_origin(&o, base))
-            return CAIRN_OK;
-        rest = cn_iov(rest.base + e, rest.len - e);
-    } else if (rest.base[0] == '?') {
-        query_only = true;
-    } else if (rest.base[0] != '/') {
-        relative_path = true;
-    }
-
-    const char *q = rest.len ? memchr(rest.base, '?', rest.len) : NULL;
-    cairn_iov_t path = cn_iov(rest.base, q ? (size_t)(q - rest.base) : rest.len);
-    cairn_iov_t query = q ? cn_iov(q, rest.len - path.len) : cn_iov(NULL, 0);
-    cairn_iov_t dir = cn_iov(NULL, 0);
-    if (query_only) {
-        /* §5.2.2: "?query" keeps the base path. */
-        dir = req->path;
-    } else if (relative_path) {
-        /* §5.2.3 merge: the base path up to and including its last "/". */
-        const char *slash = req->path.len ? memrchr(req->path.base, '/', req->path.len) : NULL;
-        dir = slash ? cn_iov(req->path.base, (size_t)(slash - req->path.base) + 1) : cn_iov("/", 1);
-    }
-
     size_t in_len = dir.len + path.len;
     char *in = cn_arena_alloc(a, in_len + 1);
     char *res = cn_arena_alloc(a, in_len + 1 + query.len + 1);
@@ -935,8 +890,53 @@ resolve_target(cn_arena_t *a, const cn_http_req_t *req, const struct origin *bas
     n += query.len;
     res[n] = '\0';
     *out = cn_iov(res, n);
-    *ok = true;
     return CAIRN_OK;
+}
+
+/* Resolves @ref against @req (RFC 3986 §5.2) into an origin-form target; *@ok is false when
+ * it is not a same-origin URI reference. */
+static cairn_err_t
+resolve_target(cn_arena_t *a, const cn_http_req_t *req, const struct origin *base, cairn_iov_t ref,
+               cairn_iov_t *out, bool *ok)
+{
+    size_t colon;
+    struct origin o;
+    const char *hash = memchr(ref.base, '#', ref.len);
+    *ok = false;
+    if (hash)
+        ref.len = (size_t)(hash - ref.base);
+    if (ref.len == 0 || !uri_chars_ok(ref))
+        return CAIRN_OK;
+
+    cairn_iov_t scheme = base->scheme, rest = ref;
+    if (has_scheme(ref, &colon)) {
+        scheme = cn_iov(ref.base, colon);
+        rest = cn_iov(ref.base + colon + 1, ref.len - colon - 1);
+        if (rest.len < 2 || memcmp(rest.base, "//", 2) != 0)
+            return CAIRN_OK;
+    }
+    cairn_iov_t dir = cn_iov(NULL, 0);
+    if (rest.len >= 2 && memcmp(rest.base, "//", 2) == 0) {
+        size_t e = 2;
+        while (e < rest.len && rest.base[e] != '/' && rest.base[e] != '?')
+            e++;
+        if (!parse_authority(scheme, cn_iov(rest.base + 2, e - 2), &o) || !same_origin(&o, base))
+            return CAIRN_OK;
+        rest = cn_iov(rest.base + e, rest.len - e);
+    } else if (rest.base[0] == '?') {
+        dir = req->path; /* §5.2.2: "?query" keeps the base path */
+    } else if (rest.base[0] != '/') {
+        /* §5.2.3 merge: the base path up to and including its last "/". */
+        const char *slash = req->path.len ? memrchr(req->path.base, '/', req->path.len) : NULL;
+        dir = slash ? cn_iov(req->path.base, (size_t)(slash - req->path.base) + 1) : cn_iov("/", 1);
+    }
+
+    const char *q = rest.len ? memchr(rest.base, '?', rest.len) : NULL;
+    cairn_iov_t path = cn_iov(rest.base, q ? (size_t)(q - rest.base) : rest.len);
+    cairn_iov_t query = q ? cn_iov(q, rest.len - path.len) : cn_iov(NULL, 0);
+    cairn_err_t err = build_target(a, dir, path, query, out);
+    *ok = err == CAIRN_OK;
+    return err;
 }
 
 cairn_err_t

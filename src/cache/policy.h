@@ -121,15 +121,20 @@ size_t cn_policy_strip_for_reuse(cn_headers_t *h, const cn_cc_t *resp_cc);
 
 /* ---- Freshness and age (§4.2) ---- */
 
-/* cn_policy_meta_t.flags */
-#define CN_POLICY_NO_CACHE 0x01u        /* bare no-cache: validate before every reuse */
-#define CN_POLICY_NO_CACHE_FIELDS 0x02u /* no-cache="...": strip_for_reuse when unvalidated */
-#define CN_POLICY_NO_STALE                                                                         \
-    0x04u                         /* must-revalidate, proxy-revalidate or s-maxage:                \
-                                     never served stale, not even on error */
-#define CN_POLICY_HEURISTIC 0x08u /* lifetime is heuristic (§4.2.2) */
-#define CN_POLICY_VALIDATOR 0x10u /* has ETag or Last-Modified: can be revalidated */
-#define CN_POLICY_IMMUTABLE 0x20u /* immutable (RFC 8246); informational */
+/* cn_policy_meta_t.flags:
+ *  NO_CACHE         bare no-cache: validate before every reuse
+ *  NO_CACHE_FIELDS  no-cache="...": cn_policy_strip_for_reuse when served unvalidated
+ *  NO_STALE         must-revalidate, proxy-revalidate or s-maxage: never served stale, not
+ *                   even on error
+ *  HEURISTIC        the lifetime is heuristic (§4.2.2)
+ *  VALIDATOR        has ETag or Last-Modified: can be revalidated
+ *  IMMUTABLE        immutable (RFC 8246); informational */
+#define CN_POLICY_NO_CACHE 0x01u
+#define CN_POLICY_NO_CACHE_FIELDS 0x02u
+#define CN_POLICY_NO_STALE 0x04u
+#define CN_POLICY_HEURISTIC 0x08u
+#define CN_POLICY_VALIDATOR 0x10u
+#define CN_POLICY_IMMUTABLE 0x20u
 
 /**
  * What the freshness decisions need about a stored response, computed once when it is
