@@ -12,6 +12,7 @@
 
 #include "proxy/cache_rules.h"
 #include "proxy/fill.h"
+#include "proxy/limiter.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/str.h"
@@ -76,6 +77,11 @@ struct cn_cached {
     uv_timer_t *timer; /* wait_timeout / age_timeout while waiting */
     uint64_t wait_start_ns;
     unsigned restarts;
+    /* origin backpressure */
+    cn_limiter_t *limiter;
+    cn_slot_wait_t *slot_wait; /* queued for a fetch slot */
+    bool slot_held;
+    uv_timer_t *queue_timer;
     bool detached; /* the leader's client left; the fetch goes on for the fill */
 };
 
@@ -367,6 +373,107 @@ drop_fill(struct cn_cached *cc)
     cc->fill_ref = NULL;
 }
 
+static const cn_conf_upstream_t *
+upstream_of(const cn_session_t *s)
+{
+    return s->upstream_override != NULL ? s->upstream_override : s->route->upstream;
+}
+
+static void
+release_slot(struct cn_cached *cc)
+{
+    if (cc->queue_timer != NULL) {
+        uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
+        cc->queue_timer = NULL;
+    }
+    if (cc->slot_wait != NULL) {
+        cn_limiter_cancel(cc->limiter, cc->slot_wait, false);
+        cc->slot_wait = NULL;
+    }
+    if (cc->slot_held) {
+        cc->slot_held = false;
+        cn_limiter_release(cc->limiter);
+    }
+}
+
+static void
+queue_cancel(cn_session_t *s, void *src)
+{
+    struct cn_cached *cc = src;
+    (void)s;
+    release_slot(cc); /* the client left: out of the queue at once */
+}
+
+static void
+queue_pull(cn_session_t *s, void *src)
+{
+    (void)s;
+    (void)src;
+}
+
+static const cn_body_src_ops_t queue_ops = {
+    .pull = queue_pull,
+    .cancel = queue_cancel,
+};
+
+static void
+on_slot_granted(void *arg)
+{
+    cn_session_t *s = arg;
+    struct cn_cached *cc = s->cc;
+    cc->slot_wait = NULL;
+    cc->slot_held = true;
+    if (cc->queue_timer != NULL) {
+        uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
+        cc->queue_timer = NULL;
+    }
+    s->src_ops = NULL;
+    cn_action_proxy(s);
+}
+
+static void
+on_queue_timeout(uv_timer_t *t)
+{
+    cn_session_t *s = t->data;
+    struct cn_cached *cc = s->cc;
+    const cn_conf_upstream_t *up = upstream_of(s);
+    cn_limiter_cancel(cc->limiter, cc->slot_wait, true);
+    cc->slot_wait = NULL;
+    uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
+    cc->queue_timer = NULL;
+    s->src_ops = NULL;
+    s->retry_after = up->retry_after;
+    s->upstream_name = up->name;
+    char *why = cn_arena_xalloc(s->arena, 96);
+    snprintf(why, 96, "origin queue timeout (max_in_flight %u)", up->max_in_flight);
+    cn_session_error(s, 503, why);
+}
+
+/* Starts the origin fetch, through the upstream's limiter when it has max_in_flight. */
+static void
+begin_fetch(cn_session_t *s, bool takes_slot)
+{
+    struct cn_cached *cc = s->cc;
+    const cn_conf_upstream_t *up = upstream_of(s);
+    if (!takes_slot || up == NULL || up->max_in_flight == 0) {
+        cn_action_proxy(s);
+        return;
+    }
+    cc->limiter = cn_fill_limiter(cn_server_fills(s->w->srv), up->name);
+    if (cn_limiter_acquire(cc->limiter, up->max_in_flight, s->w, on_slot_granted, s,
+                           &cc->slot_wait)) {
+        cc->slot_held = true;
+        cn_action_proxy(s);
+        return;
+    }
+    cc->queue_timer = cn_xmalloc(sizeof(*cc->queue_timer));
+    uv_timer_init(&s->w->loop, cc->queue_timer);
+    cc->queue_timer->data = s;
+    uv_timer_start(cc->queue_timer, on_queue_timeout, up->queue_timeout_ms, 0);
+    s->src_ops = &queue_ops;
+    s->src = cc;
+}
+
 /* Fetches without coalescing: a pass (@store false) or an own fetch that may store. */
 static void
 fetch_alone(cn_session_t *s, bool store, cache_outcome_t outcome)
@@ -376,7 +483,8 @@ fetch_alone(cn_session_t *s, bool store, cache_outcome_t outcome)
     s->src_ops = NULL;
     cc->miss = store;
     cc->outcome = outcome;
-    cn_action_proxy(s);
+    const cn_conf_upstream_t *up = upstream_of(s);
+    begin_fetch(s, !store && up != NULL && up->pass_takes_slot);
 }
 
 static void
@@ -388,7 +496,7 @@ lead(cn_session_t *s, uint64_t gen)
     cc->leading = true;
     cc->gen = gen;
     cc->miss = true;
-    cn_action_proxy(s);
+    begin_fetch(s, true);
 }
 
 static void
@@ -653,7 +761,7 @@ lookup_and_go(cn_session_t *s)
     cc->gen = cn_fill_gen(f);
     cc->miss = true;
     cc->outcome = OUT_MISS;
-    cn_action_proxy(s);
+    begin_fetch(s, true);
 }
 
 void
@@ -872,6 +980,7 @@ cn_cached_upstream_done(cn_session_t *s)
     finish_fill(cc, CN_FILL_DONE);
     cn_cache_obj_unref(cc->fill);
     cc->fill = NULL;
+    release_slot(cc); /* the origin's part is over */
 }
 
 bool
@@ -901,6 +1010,14 @@ cn_cached_detach(cn_session_t *s)
     struct cn_cached *cc = s->cc;
     if (cc == NULL || !cc->leading || cc->finished || cc->detached || !cc->miss)
         return false;
+    if (cc->slot_wait != NULL && cc->fill_ref != NULL) {
+        /* Queued: stay queued only for the waiters of the fill (seed 003's flaw avoided). */
+        pthread_mutex_lock(&cc->fill_ref->lock);
+        size_t waiters = cc->fill_ref->n_waiters;
+        pthread_mutex_unlock(&cc->fill_ref->lock);
+        if (waiters == 0)
+            return false;
+    }
     /* The fill belongs to its waiters and to the cache, not to this client. */
     cc->detached = true;
     CN_LOG_DEBUG(s->id, "client left; the fetch continues for the fill");
@@ -916,6 +1033,7 @@ cn_cached_end(cn_session_t *s)
     /* A fill that did not finish failed: before its head a waiter takes over. */
     finish_fill(cc, CN_FILL_FAILED);
     drop_fill(cc);
+    release_slot(cc);
     cn_cache_obj_unref(cc->fill);
     cn_cache_obj_unref(cc->hit);
     cn_cache_obj_unref(cc->stale);

@@ -9,6 +9,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/time.h"
+#include "proxy/limiter.h"
 
 #define TABLE_BUCKETS 1024
 #define PASS_SLOTS 4096
@@ -25,6 +26,8 @@ struct pass_slot {
 
 struct cn_fill_table {
     pthread_mutex_t lock;
+    cn_limiter_t **limiters;
+    size_t n_limiters;
     struct fill_node *buckets[TABLE_BUCKETS];
     struct pass_slot pass[PASS_SLOTS];
 };
@@ -72,8 +75,27 @@ cn_fill_table_free(cn_fill_table_t *t)
             cn_free(n);
         }
     }
+    for (size_t i = 0; i < t->n_limiters; i++)
+        cn_limiter_free(t->limiters[i]);
+    cn_free(t->limiters);
     pthread_mutex_destroy(&t->lock);
     cn_free(t);
+}
+
+cn_limiter_t *
+cn_fill_limiter(cn_fill_table_t *t, const char *name)
+{
+    pthread_mutex_lock(&t->lock);
+    cn_limiter_t *found = NULL;
+    for (size_t i = 0; i < t->n_limiters && found == NULL; i++)
+        if (strcmp(cn_limiter_name(t->limiters[i]), name) == 0)
+            found = t->limiters[i];
+    if (found == NULL) {
+        t->limiters = cn_xrealloc(t->limiters, (t->n_limiters + 1) * sizeof(*t->limiters));
+        found = t->limiters[t->n_limiters++] = cn_limiter_new(name);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return found;
 }
 
 cn_fill_t *

@@ -86,6 +86,9 @@ uint64_t cn_fill_take_over(cn_fill_t *f, uint64_t stall_ns);
 /** Current generation (a new leader's). */
 uint64_t cn_fill_gen(cn_fill_t *f);
 
+/** The origin-fetch limiter of upstream @name (created on first use; lives as long as @t). */
+struct cn_limiter *cn_fill_limiter(cn_fill_table_t *t, const char *name);
+
 /** Hit-for-pass: remember that @key is not cacheable for @ttl_ms. */
 void cn_fill_mark_pass(cn_fill_table_t *t, const cn_cache_key_t *key, uint64_t ttl_ms);
 bool cn_fill_is_pass(cn_fill_table_t *t, const cn_cache_key_t *key);

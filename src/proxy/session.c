@@ -15,6 +15,7 @@
 #include "core/time.h"
 #include "proxy/cached.h"
 #include "proxy/proxy.h"
+#include "proxy/stats.h"
 
 static void *on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena);
 static void on_sent(void *session, cairn_err_t status);
@@ -55,6 +56,7 @@ session_end(cn_session_t *s)
         ops->cancel(s, s->src);
     }
     cn_accesslog_write(s);
+    cn_stats_request_done(s);
     cn_hooks_end(s);
     cn_cached_end(s);
     cn_worker_t *w = s->w;
@@ -361,8 +363,11 @@ cn_session_error(cn_session_t *s, unsigned status, const char *why)
     /* Errors are never cached by anyone downstream. */
     cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Cache-Control"),
                    CAIRN_IOV_LIT("private, no-store"));
-    if (status == 503)
-        cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Retry-After"), CAIRN_IOV_LIT("1"));
+    if (status == 503) {
+        char ra[16];
+        int l = snprintf(ra, sizeof(ra), "%u", s->retry_after ? s->retry_after : 1);
+        cn_headers_add_copy(&s->resp.headers, CAIRN_IOV_LIT("Retry-After"), cn_iov(ra, (size_t)l));
+    }
     cn_session_respond(s, status, body);
 }
 

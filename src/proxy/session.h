@@ -88,6 +88,7 @@ struct cn_session {
     bool detached;     /* the client left; the session goes on for a fill (sends go nowhere) */
     bool post_pending; /* a detached_sent message is queued: the session must outlive it */
     bool end_after_post;
+    unsigned retry_after; /* Retry-After of a 503 (0 = 1 second) */
 };
 
 /** The cn_http_handler_t for client-facing listeners (ctx is the worker). */
