@@ -27,6 +27,17 @@ int cn_server_run(cn_server_t *srv);
  *  Any thread. */
 void cn_server_stop(cn_server_t *srv, bool graceful);
 void cn_server_free(cn_server_t *srv);
+/** Reloads the configuration file of the running server (its cfg->file) as a new
+ *  generation. On success every worker switches to it (requests in flight finish on the one
+ *  they started with), new listener addresses are bound, removed ones stop accepting (their
+ *  connections stay), unchanged ones keep their sockets, and caches are kept by name; 0 is
+ *  returned. On any error (the file has errors, a new address cannot be bound, the server is
+ *  not running or is stopping) the running generation stays, every diagnostic is logged, a
+ *  one-line reason is written to @err (may be NULL) and -1 is returned. Settings read only at
+ *  start (server.workers, logs, pid_file, admin.listen, cache sizes) keep their running
+ *  values, with a warning. Main thread only (a signal handler or an admin request); the
+ *  previous generation stays valid until the main loop's next turn. */
+int cn_server_reload(cn_server_t *srv, char *err, size_t errlen);
 /** Registers a hook table (before cn_server_run). @hooks/@udata are borrowed. */
 void cn_server_use(cn_server_t *srv, const cairn_hooks_t *hooks, void *udata);
 /** The registered tables, in registration order. */

@@ -99,17 +99,58 @@ on_h1_idle(cn_h1_server_t *h1)
 }
 
 static void
-listener_closed(uv_handle_t *h)
+listener_freed(uv_handle_t *h)
 {
-    (void)h;
+    cn_free(h->data);
+}
+
+/* Closing our socket of a listener stops this worker accepting on it; connections already
+ * accepted are not affected. After an upgrade the new process holds the same sockets, so
+ * they stay open and the connections queued on them are accepted there. */
+static void
+close_listener(cn_worker_t *w, cn_worker_listener_t *l)
+{
+    cn_worker_listener_t **pp = &w->listeners;
+    while (*pp != l)
+        pp = &(*pp)->next;
+    *pp = l->next;
+    w->n_listeners--;
+    uv_close(&l->u.handle, listener_freed);
 }
 
 static void
 close_listeners(cn_worker_t *w)
 {
-    for (size_t i = 0; i < w->n_listeners; i++)
-        if (!uv_is_closing(&w->listeners[i].u.handle))
-            uv_close(&w->listeners[i].u.handle, listener_closed);
+    while (w->listeners != NULL)
+        close_listener(w, w->listeners);
+}
+
+/* Takes ownership of @ls->fd. Main thread before the worker starts, then the worker's. */
+static cairn_err_t
+worker_listen(cn_worker_t *w, const cn_worker_listen_t *ls)
+{
+    cn_worker_listener_t *l = cn_xcalloc(1, sizeof(*l));
+    l->w = w;
+    l->id = ls->id;
+    l->is_unix = ls->is_unix;
+    l->name = ls->name;
+    int r = l->is_unix ? uv_pipe_init(&w->loop, &l->u.pipe, 0) : uv_tcp_init(&w->loop, &l->u.tcp);
+    CN_ASSERT(r == 0);
+    l->u.handle.data = l;
+    r = l->is_unix ? uv_pipe_open(&l->u.pipe, ls->fd) : uv_tcp_open(&l->u.tcp, ls->fd);
+    if (r != 0)
+        close(ls->fd);
+    else
+        r = uv_listen(&l->u.stream, 511, on_connection);
+    if (r != 0) {
+        CN_LOG_ERROR(0, "worker %u: cannot listen: %s", w->index, uv_strerror(r));
+        uv_close(&l->u.handle, listener_freed);
+        return CAIRN_EIO;
+    }
+    l->next = w->listeners;
+    w->listeners = l;
+    w->n_listeners++;
+    return CAIRN_OK;
 }
 
 void
@@ -123,23 +164,107 @@ cn_worker_maybe_stop(cn_worker_t *w)
     uv_close((uv_handle_t *)&w->async, NULL);
 }
 
+enum drain_mode { DRAIN_FAST, DRAIN_GRACEFUL, DRAIN_HANDOVER };
+static const enum drain_mode drain_modes[] = {DRAIN_FAST, DRAIN_GRACEFUL, DRAIN_HANDOVER};
+
+static void
+timer_freed(uv_handle_t *h)
+{
+    cn_free(h);
+}
+
+static void
+on_handover_drain(uv_timer_t *t)
+{
+    cn_worker_t *w = t->data;
+    uv_close((uv_handle_t *)t, timer_freed);
+    if (!w->h1.draining)
+        cn_h1_server_drain(&w->h1);
+    cn_worker_maybe_stop(w);
+}
+
 static void
 msg_drain(cn_worker_t *w, void *arg)
 {
-    bool graceful = arg != NULL;
+    enum drain_mode mode = *(const enum drain_mode *)arg;
     w->draining = true;
     close_listeners(w);
-    if (graceful)
-        cn_h1_server_drain(&w->h1);
-    else
+    if (mode == DRAIN_HANDOVER && w->h1.n_conns > 0) {
+        /* The drain closes connections that have not sent a request yet; one accepted a
+         * moment ago has its request on the way, so it gets time to arrive. */
+        uv_timer_t *t = cn_xmalloc(sizeof(*t));
+        uv_timer_init(&w->loop, t);
+        t->data = w;
+        uv_timer_start(t, on_handover_drain, CN_HANDOVER_DRAIN_DELAY_MS, 0);
+        return;
+    }
+    if (mode == DRAIN_FAST)
         cn_h1_server_close_all(&w->h1);
+    else
+        cn_h1_server_drain(&w->h1);
     cn_worker_maybe_stop(w);
 }
 
 void
-cn_worker_drain(cn_worker_t *w, bool graceful)
+cn_worker_drain(cn_worker_t *w, bool graceful, bool handover)
 {
-    cn_worker_post(w, msg_drain, graceful ? (void *)w : NULL);
+    if (!w->thread_started)
+        return;
+    enum drain_mode mode = !graceful ? DRAIN_FAST : handover ? DRAIN_HANDOVER : DRAIN_GRACEFUL;
+    cn_worker_post(w, msg_drain, (void *)&drain_modes[mode]);
+}
+
+/* ---- reload ---------------------------------------------------------------------------- */
+
+static cn_worker_listener_t *
+find_listener(cn_worker_t *w, uint64_t id)
+{
+    for (cn_worker_listener_t *l = w->listeners; l != NULL; l = l->next)
+        if (l->id == id)
+            return l;
+    return NULL;
+}
+
+static void
+reload_listeners(cn_worker_t *w, const cn_reload_t *r)
+{
+    cn_worker_listener_t *l;
+    for (size_t i = 0; i < r->n_remove; i++)
+        while ((l = find_listener(w, r->remove[i])) != NULL)
+            close_listener(w, l);
+    for (size_t i = 0; i < r->n_keep; i++)
+        for (l = w->listeners; l != NULL; l = l->next)
+            if (l->id == r->keep[i].id)
+                l->name = r->keep[i].name;
+    for (size_t i = 0; i < r->n_add; i++) {
+        if (r->add_owner[i] != w->index)
+            continue;
+        if (w->draining)
+            close(r->add[i].fd);
+        else
+            worker_listen(w, &r->add[i]);
+    }
+}
+
+/* Sessions that started before keep their own reference to the old generation and finish
+ * on it; everything that starts from now on sees the new one. */
+static void
+msg_reload(cn_worker_t *w, void *arg)
+{
+    cn_reload_t *r = arg;
+    cn_config_t *old = w->cfg;
+    w->cfg = r->cfg;
+    settings_from_config(&w->h1set, w->cfg);
+    cn_config_unref(old);
+    reload_listeners(w, r);
+    if (atomic_fetch_sub(&r->pending, 1) == 1)
+        cn_reload_free(r);
+}
+
+void
+cn_worker_reload(cn_worker_t *w, cn_reload_t *r)
+{
+    cn_worker_post(w, msg_reload, r);
 }
 
 static void *
@@ -155,8 +280,8 @@ worker_main(void *arg)
 }
 
 cairn_err_t
-cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *cfg, const int *fds,
-                const bool *is_unix, const char *const *names, size_t n)
+cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *cfg,
+                const cn_worker_listen_t *ls, size_t n)
 {
     w->srv = srv;
     w->index = index;
@@ -171,34 +296,32 @@ cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *c
     w->h1.next_id = next_conn_id;
     w->h1.on_idle = on_h1_idle;
     w->h1.data = w;
-    w->listeners = cn_xcalloc(n ? n : 1, sizeof(*w->listeners));
-    w->n_listeners = n;
+    cairn_err_t err = CAIRN_OK;
     for (size_t i = 0; i < n; i++) {
-        cn_worker_listener_t *l = &w->listeners[i];
-        l->w = w;
-        l->is_unix = is_unix[i];
-        l->name = names[i];
-        int r =
-            is_unix[i] ? uv_pipe_init(&w->loop, &l->u.pipe, 0) : uv_tcp_init(&w->loop, &l->u.tcp);
-        CN_ASSERT(r == 0);
-        l->u.handle.data = l;
-        r = is_unix[i] ? uv_pipe_open(&l->u.pipe, fds[i]) : uv_tcp_open(&l->u.tcp, fds[i]);
-        if (r == 0)
-            r = uv_listen(&l->u.stream, 511, on_connection);
-        if (r != 0) {
-            CN_LOG_ERROR(0, "worker %u: cannot listen: %s", index, uv_strerror(r));
-            return CAIRN_EIO;
-        }
+        if (err != CAIRN_OK)
+            close(ls[i].fd);
+        else
+            err = worker_listen(w, &ls[i]);
     }
+    if (err != CAIRN_OK)
+        return err;
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return CAIRN_ENOMEM;
+    w->thread_started = true;
     return CAIRN_OK;
 }
 
 void
 cn_worker_fini(cn_worker_t *w)
 {
-    pthread_join(w->thread, NULL);
+    if (w->thread_started) {
+        pthread_join(w->thread, NULL);
+    } else {
+        /* Its start failed: nothing ran on its loop but the handles opened for it. */
+        close_listeners(w);
+        uv_close((uv_handle_t *)&w->async, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+    }
     uv_loop_close(&w->loop);
     pthread_mutex_destroy(&w->lock);
     struct cn_worker_msg *m = w->msgs;
@@ -207,6 +330,5 @@ cn_worker_fini(cn_worker_t *w)
         cn_free(m);
         m = next;
     }
-    cn_free(w->listeners);
     cn_config_unref(w->cfg);
 }

@@ -23,8 +23,10 @@ typedef struct cn_worker_listener {
         uv_pipe_t pipe;
     } u;
     cn_worker_t *w;
+    struct cn_worker_listener *next; /* cn_worker.listeners */
+    uint64_t id;                     /* the server's listener (cn_srv_listener_t.id) */
     bool is_unix;
-    const char *name;
+    const char *name; /* interned by the server; connections borrow it */
 } cn_worker_listener_t;
 
 struct cn_worker_msg;
@@ -37,13 +39,17 @@ struct cn_worker {
     uv_async_t async;
     pthread_mutex_t lock; /* guards msgs */
     struct cn_worker_msg *msgs;
-    cn_config_t *cfg;       /* this worker's current generation */
-    cn_h1_settings_t h1set; /* derived from cfg */
+    cn_config_t *cfg; /* this worker's current generation (sessions hold their own ref) */
+    /* Derived from cfg and rewritten in place when a reload reaches this thread, the only one
+     * that reads it: connections see the new limits and timeouts from their next read or
+     * timer on; server_header points into cfg. */
+    cn_h1_settings_t h1set;
     cn_h1_server_t h1;
-    cn_worker_listener_t *listeners;
+    cn_worker_listener_t *listeners; /* open listening handles, each heap-allocated */
     size_t n_listeners;
     struct cn_upstream_pool *pools; /* idle upstream connections, per peer */
     size_t n_sessions;              /* live sessions, including background ones */
+    bool thread_started;
     bool draining;
     bool stopped;
     uint64_t rr; /* round-robin cursor for peer selection */
