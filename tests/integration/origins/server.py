@@ -630,19 +630,21 @@ class Validating(Behaviour):
 
 
 class Numbered(Behaviour):
-    """@status with body b"<target> #<n>\\n", n being the 1-based number of requests this
-    behaviour has answered, plus @headers: a test can tell which fetch a response came from."""
+    """@status with body b"<target> #<n>\\n", n being the 1-based number of requests for that
+    target (path + query) this behaviour has answered, plus @headers: a test can tell which
+    fetch a response came from. .count is the total over all targets."""
 
     def __init__(self, headers=None, status=200):
         self.headers = dict(headers or {})
         self.status = status
         self.count = 0
+        self.counts = {}
         self._lock = threading.Lock()
 
     def handle(self, origin, req, sock):
         with self._lock:
             self.count += 1
-            n = self.count
+            n = self.counts[req.target] = self.counts.get(req.target, 0) + 1
         body = f"{req.target} #{n}\n".encode()
         hs = list(self.headers.items()) + [("Content-Type", "text/plain"),
                                            ("Content-Length", str(len(body)))]
