@@ -18,6 +18,7 @@
 #include "net/net.h"
 #include "proxy/cached.h"
 #include "proxy/session.h"
+#include "proxy/stats.h"
 
 #define UPCONN_MAGIC 0x55504331u
 
@@ -597,6 +598,7 @@ static void
 proxy_fail(struct proxy_ctx *px, cairn_err_t err, const char *why)
 {
     cn_session_t *s = px->s;
+    cn_stats_upstream_error(s, px->up, err);
     bool pool_retry;
     bool retry = can_retry(px, err, &pool_retry);
     if (px->uc != NULL)
@@ -911,6 +913,7 @@ parse_response_head(struct proxy_ctx *px)
         s->upstream_header_ns = cn_time_now_ns() - px->t_start_ns;
         px->head_parsed = true;
         s->resp.status = r.status;
+        cn_stats_upstream_response(s, px->up, r.status);
         copy_response_headers(px, &r, cn_buf_start(rb));
         cn_free(hdrs);
         cn_buf_consume(rb, r.head_len);

@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/log.h"
+#include "metrics/metrics.h"
 #include "proxy/server_int.h"
 #include "proxy/session.h"
 #include "proxy/upstream.h"
@@ -285,6 +286,7 @@ cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *c
 {
     w->srv = srv;
     w->index = index;
+    w->metrics = cn_metrics_new();
     w->cfg = cfg;
     cn_config_ref(cfg);
     pthread_mutex_init(&w->lock, NULL);
@@ -331,4 +333,6 @@ cn_worker_fini(cn_worker_t *w)
         m = next;
     }
     cn_config_unref(w->cfg);
+    cn_metrics_free(w->metrics);
+    w->metrics = NULL;
 }

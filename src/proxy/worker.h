@@ -53,6 +53,8 @@ struct cn_worker {
     bool draining;
     bool stopped;
     uint64_t rr; /* round-robin cursor for peer selection */
+    /* This thread's counters (metrics/metrics.h); scrapes on the main thread read them. */
+    struct cn_metrics *metrics;
 };
 
 /** Runs @fn(@w, @arg) on @w's thread. Any thread. */
