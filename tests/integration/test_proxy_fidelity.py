@@ -102,3 +102,24 @@ def test_round_robin_over_peers(cairn, origin):
     c = cairn(cfg)
     bodies = [get(c.port, "/rr").body for _ in range(10)]
     assert b"a\n" in bodies and b"b\n" in bodies, f"10 requests all went to one peer: {bodies}"
+
+
+@pytest.mark.parametrize("framing", ["cl", "chunked"])
+def test_body_that_looks_like_a_request_is_not_split(srv, o, framing):
+    inner = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    if framing == "cl":
+        req = b"POST /outer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(inner) + inner
+    else:
+        req = (b"POST /outer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"%x\r\n" % len(inner) + inner + b"\r\n0\r\n\r\n")
+    before = len(o.requests)
+    with RawConn(srv.port) as c:
+        c.send(req)
+        r = c.read_response()
+        assert r.status == 200, r
+        r2 = c.request("GET", "/after")
+        assert r2.status == 200, r2
+    seen = o.requests[before:]
+    assert [q.target for q in seen] == ["/outer", "/after"], \
+        f"origin saw {[q.target for q in seen]}: a request body was parsed as a request"
+    assert seen[0].body == inner, seen[0].body
