@@ -26,6 +26,10 @@ CAIRN_API void cairn_req_set_query(cairn_req_t *req, cairn_iov_t query);
 /** Sends the request to the configured upstream @name instead of the route's. Returns
  *  CAIRN_ENOTFOUND when no such upstream exists. */
 CAIRN_API cairn_err_t cairn_req_set_upstream(cairn_req_t *req, const char *name);
+/** Allows (@allow true) or refuses stale cached content for this request: stale-while-
+ *  revalidate, max-stale and stale-if-error answers. Call from request_filter. By default
+ *  the RFC 9111 / RFC 5861 rules decide. */
+CAIRN_API void cairn_req_allow_stale(cairn_req_t *req, bool allow);
 /** Request-lifetime memory, zeroed; NULL when the request's memory cap is reached. */
 CAIRN_API void *cairn_req_alloc(cairn_req_t *req, size_t n);
 /** Prepares a complete response (headers may be added with cairn_resp_* on

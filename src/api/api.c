@@ -145,6 +145,12 @@ cairn_req_set_upstream(cairn_req_t *req, const char *name)
     return CAIRN_OK;
 }
 
+void
+cairn_req_allow_stale(cairn_req_t *req, bool allow)
+{
+    session_of(req)->stale_policy = allow ? 1 : -1;
+}
+
 void *
 cairn_req_alloc(cairn_req_t *req, size_t n)
 {

@@ -179,6 +179,9 @@ cn_cache_usable(const cn_cache_times_t *t, const cn_cache_req_dirs_t *req, int64
         return CN_CACHE_USE_REVALIDATE;
     if (left > 0)
         return CN_CACHE_USE_FRESH;
+    /* RFC 5861 §3: within stale-while-revalidate, serve now and revalidate behind. */
+    if (!t->must_revalidate && t->swr > 0 && -left <= t->swr)
+        return CN_CACHE_USE_STALE_SWR;
     /* must-revalidate, proxy-revalidate and s-maxage forbid serving stale (§4.2.4). */
     if (!t->must_revalidate && req->max_stale >= 0 && -left <= req->max_stale)
         return CN_CACHE_USE_STALE_OK;

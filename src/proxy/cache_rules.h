@@ -19,6 +19,7 @@ typedef struct cn_cache_req_dirs {
 typedef enum cn_cache_use {
     CN_CACHE_USE_FRESH,      /* serve it */
     CN_CACHE_USE_STALE_OK,   /* stale, but the request accepts it (max-stale) */
+    CN_CACHE_USE_STALE_SWR,  /* stale within stale-while-revalidate: serve, refresh behind */
     CN_CACHE_USE_REVALIDATE, /* ask the origin first */
 } cn_cache_use_t;
 

@@ -697,6 +697,43 @@ wait_for_fill(cn_session_t *s, cn_fill_t *f)
     on_fill_event(s, f, CN_FILL_EV_PROGRESS);
 }
 
+/* ---- stale-while-revalidate ------------------------------------------------------------ */
+
+/* Starts the one background revalidation of @o for @parent's key (none when a fetch for the
+ * key is already running). */
+static void
+revalidate_in_background(cn_session_t *parent, cn_cache_obj_t *o)
+{
+    struct cn_cached *pc = parent->cc;
+    bool leader;
+    cn_fill_t *f = cn_fill_join(cn_server_fills(parent->w->srv), &pc->key, &leader);
+    if (!leader) {
+        cn_fill_unref(f);
+        return;
+    }
+    cn_session_t *b = cn_session_background(parent);
+    struct cn_cached *cc = cn_arena_xalloc(b->arena, sizeof(*cc));
+    memset(cc, 0, sizeof(*cc));
+    b->cc = cc;
+    cc->cache = pc->cache;
+    cc->key = pc->key;
+    cc->request_time = (int64_t)time(NULL);
+    cc->req.max_age = cc->req.max_stale = cc->req.min_fresh = -1;
+    cn_cache_obj_ref(o);
+    cc->stale = o;
+    cc->revalidating = o->etag.len > 0 || o->last_modified != 0;
+    cc->fill_ref = f;
+    cc->leading = true;
+    cc->gen = cn_fill_gen(f);
+    cc->miss = true;
+    cc->detached = true;
+    cc->outcome = OUT_REFRESHED;
+    b->cache_status = "BACKGROUND";
+    CN_LOG_DEBUG(parent->id, "served stale; background revalidation #%llu",
+                 (unsigned long long)b->id);
+    begin_fetch(b, true);
+}
+
 /* ---- entry ----------------------------------------------------------------------------- */
 
 static void
@@ -717,6 +754,15 @@ lookup_and_go(cn_session_t *s)
     }
     if (o != NULL) {
         cn_cache_use_t use = cn_cache_usable(&o->t, &cc->req, (int64_t)time(NULL));
+        if (s->stale_policy < 0 && use != CN_CACHE_USE_FRESH)
+            use = CN_CACHE_USE_REVALIDATE; /* a hook refused stale content */
+        if (use == CN_CACHE_USE_STALE_SWR) {
+            s->cache_status = "STALE";
+            serve_object(s, o, OUT_STALE);
+            revalidate_in_background(s, o);
+            cn_cache_obj_unref(o);
+            return;
+        }
         if (use == CN_CACHE_USE_FRESH || use == CN_CACHE_USE_STALE_OK) {
             s->cache_status = use == CN_CACHE_USE_FRESH ? "HIT" : "STALE";
             serve_object(s, o, use == CN_CACHE_USE_FRESH ? OUT_HIT : OUT_STALE);
@@ -988,7 +1034,7 @@ cn_cached_upstream_error(cn_session_t *s, unsigned status)
 {
     struct cn_cached *cc = s->cc;
     (void)status;
-    if (cc == NULL || cc->stale == NULL || s->resp_started)
+    if (cc == NULL || cc->stale == NULL || s->resp_started || s->stale_policy < 0 || s->background)
         return false;
     if (!cn_cache_stale_if_error_ok(&cc->stale->t, &cc->req, (int64_t)time(NULL)))
         return false;

@@ -70,6 +70,46 @@ session_end(cn_session_t *s)
     cn_worker_maybe_stop(w);
 }
 
+cn_session_t *
+cn_session_background(cn_session_t *parent)
+{
+    cn_arena_t *arena = cn_xmalloc(sizeof(*arena));
+    cn_arena_init(arena, parent->cfg->server.request_memory);
+    const cn_http_req_t *pr = parent->req;
+    cn_http_req_t *req = cn_arena_xalloc(arena, sizeof(*req));
+    memset(req, 0, sizeof(*req));
+    cn_session_t *s = cn_arena_xalloc(arena, sizeof(*s));
+    memset(s, 0, sizeof(*s));
+    s->arena = arena;
+    req->method = CAIRN_IOV_LIT("GET");
+    req->method_id = CN_METHOD_GET;
+    req->scheme = cn_session_strdup(s, pr->scheme);
+    req->authority = cn_session_strdup(s, pr->authority);
+    req->path = cn_session_strdup(s, pr->path);
+    req->query = cn_session_strdup(s, pr->query);
+    req->has_query = pr->has_query;
+    req->version = 11;
+    cn_headers_init(&req->headers, arena);
+    for (size_t i = 0; i < pr->headers.n; i++)
+        cn_headers_add_copy(&req->headers, pr->headers.items[i].name, pr->headers.items[i].value);
+    s->base.magic = CN_SESSION_MAGIC;
+    s->w = parent->w;
+    s->cfg = parent->cfg;
+    cn_config_ref(s->cfg);
+    s->req = req;
+    s->route = parent->route;
+    s->upstream_override = parent->upstream_override;
+    s->id = cn_next_id();
+    s->start_ns = cn_time_now_ns();
+    s->detached = true;
+    s->background = true;
+    snprintf(s->client, sizeof(s->client), "-");
+    cn_headers_init(&s->resp.headers, arena);
+    s->resp.content_length = -1;
+    s->w->n_sessions++;
+    return s;
+}
+
 static void
 run_local_action(cn_session_t *s)
 {

@@ -89,6 +89,8 @@ struct cn_session {
     bool post_pending; /* a detached_sent message is queued: the session must outlive it */
     bool end_after_post;
     unsigned retry_after; /* Retry-After of a 503 (0 = 1 second) */
+    bool background;      /* no client: a background revalidation */
+    int stale_policy;     /* hooks: -1 refuse stale, 0 default, 1 allow */
 };
 
 /** The cn_http_handler_t for client-facing listeners (ctx is the worker). */
@@ -104,6 +106,9 @@ void cn_session_error(cn_session_t *s, unsigned status, const char *why);
 void cn_session_abort(cn_session_t *s);
 /** Starts pulling the request body; @cb receives each slice. */
 void cn_session_read_body(cn_session_t *s, cn_session_body_cb cb);
+/** A session without a client for a background fetch of @parent's URL (GET, same route and
+ *  headers), on the same worker. Hooks do not run for it; it logs one access-log line. */
+cn_session_t *cn_session_background(cn_session_t *parent);
 /** Routes the request and runs the route's action (after request_filter). */
 void cn_session_route(cn_session_t *s);
 /** Copies a string into the request arena. */
