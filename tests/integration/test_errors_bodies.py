@@ -38,5 +38,8 @@ def test_error_has_body_and_type(srv, name):
     assert r.status == status, f"{name}: expected {status}, got {r}"
     assert r.body, f"{name}: {status} without a body: {r}"
     assert r.header("Content-Type"), f"{name}: {status} without Content-Type: {r}"
+    assert r.header("Cache-Control") == "private, no-store", \
+        f"{name}: generated errors must not be cached (docs/http1.md): {r}"
+    assert r.header("Date") and r.header("Server") == "cairn", r
     if not r.chunked:
         assert r.header("Content-Length") == str(len(r.body)), f"{name}: bad Content-Length: {r}"

@@ -48,6 +48,7 @@ def test_too_many_headers_431(srv):
     with send(srv, b"GET / HTTP/1.1\r\nHost: x\r\n" + hs + b"\r\n") as c:
         r = c.read_response()
         assert r.status == 431, r
+        c.wait_closed(2)
 
 
 def test_headers_at_limit_ok(srv):
@@ -62,6 +63,7 @@ def test_uri_too_long_414(srv):
     with send(srv, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n") as c:
         r = c.read_response()
         assert r.status == 414, r
+        c.wait_closed(2)
 
 
 def test_uri_too_long_query_414(srv):
@@ -82,6 +84,7 @@ def test_body_too_large_content_length_413(srv):
     with send(srv, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n") as c:
         r = c.read_response()
         assert r.status == 413, f"Content-Length 2000 > max_body_size 1KiB must be refused at once: {r}"
+        c.wait_closed(2)
 
 
 def test_body_too_large_chunked_413(srv):

@@ -33,7 +33,8 @@ def o():
         "/odd-chunked": ODD_CHUNKED,
         "/chunked": Chunked(),
         "/hop": Normal(200, b"hop\n", headers={"Connection": "X-Resp-Hop", "X-Resp-Hop": "1",
-                                                "Keep-Alive": "timeout=5", "X-Kept": "k"}),
+                                                "Keep-Alive": "timeout=5", "X-Kept": "k",
+                                                "Proxy-Authenticate": "Basic", "Upgrade": "h2c"}),
     }).start()
     yield org
     org.stop()
@@ -69,6 +70,8 @@ def test_204_from_origin(srv):
     with RawConn(srv.port) as c:
         r = c.request("GET", "/nocontent")
         assert r.status == 204, r
+        assert r.header("Content-Length") is None and r.header("Transfer-Encoding") is None, \
+            f"a 204 must carry no framing fields: {r}"
         assert c.request("GET", "/plain").body == b"plain origin body\n"
 
 
@@ -169,11 +172,14 @@ def test_hop_by_hop_request_headers_removed(srv, o):
         "TE": "trailers",
         "Upgrade": "foo/1",
         "Proxy-Connection": "keep-alive",
+        "Proxy-Authorization": "Basic Zm9vOmJhcg==",
+        "Trailer": "X-Later",
         "X-Custom-Hop": "secret",
         "X-End-To-End": "kept",
     })
     names = {k.lower() for k, _ in echo_json(r)["headers"]}
-    leaked = names & {"connection", "keep-alive", "te", "upgrade", "proxy-connection", "x-custom-hop"}
+    leaked = names & {"connection", "keep-alive", "te", "upgrade", "proxy-connection", "x-custom-hop",
+                      "proxy-authorization", "trailer"}
     assert not leaked, f"hop-by-hop headers forwarded to the origin: {sorted(leaked)}"
     assert "x-end-to-end" in names, "an end-to-end header was dropped"
 
@@ -183,6 +189,8 @@ def test_hop_by_hop_response_headers_removed(srv):
     assert r.status == 200 and r.body == b"hop\n", r
     assert r.header("X-Resp-Hop") is None, f"header named in the origin's Connection leaked: {r}"
     assert r.header("Keep-Alive") is None, f"origin's Keep-Alive leaked: {r}"
+    assert r.header("Proxy-Authenticate") is None and r.header("Upgrade") is None, r
+    assert "1.1 cairn" in (r.header("Via") or ""), f"Via not appended to the response: {r}"
     assert r.header("X-Kept") == "k", r
 
 
