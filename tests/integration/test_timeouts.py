@@ -130,3 +130,37 @@ def test_client_timeouts_do_not_cut_slow_upstream_responses(cairn, origin):
         assert r.status == 200 and r.body == b"abcdefgh" * 4, r
         r = s.request("POST", "/slow-head", body=b"x" * 100, timeout=6)
         assert r.status == 200 and r.body == b"late\n", r
+
+
+def test_send_timeout_resets_non_reading_client(cairn, tmp_path):
+    """docs/http1.md: send_timeout — a client that stops reading gets its connection reset."""
+    import socket
+    size = 32 << 20
+    (tmp_path / "www").mkdir()
+    with open(tmp_path / "www" / "huge.bin", "wb") as f:
+        f.truncate(size)
+    c = cairn({"server": {"workers": 1, "send_timeout": "1s"},
+               "routes": [{"match": {"path_prefix": "/"}, "files": {"root": str(tmp_path / "www")}}]})
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.connect(("127.0.0.1", c.port))
+    s.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(3.0)  # not reading: cairn's writes stall
+    got, ended = 0, None
+    s.settimeout(3)
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                ended = "eof"
+                break
+            got += len(d)
+    except ConnectionResetError:
+        ended = "reset"
+    except (socket.timeout, TimeoutError):
+        ended = "timeout"
+    finally:
+        s.close()
+    assert ended in ("reset", "eof"), f"connection still open ({got} bytes read) after send_timeout"
+    assert got < size, "the whole body arrived although the client stalled past send_timeout"
+    assert c.alive()
