@@ -794,6 +794,8 @@ lookup_and_go(cn_session_t *s)
     if (cc->no_store || cc->req.no_cache) {
         /* Requests that must not share a fill fetch on their own. */
         fetch_alone(s, !cc->no_store, OUT_MISS);
+        if (cc->no_store)
+            cc->detail = "request-no-store";
         return;
     }
     bool leader;
@@ -920,7 +922,8 @@ cn_cached_upstream_head(cn_session_t *s)
     unsigned status = s->resp.status;
     if (cc->invalidate) {
         if (cn_cache_invalidates(s->req->method, status)) {
-            invalidate_uri(s, s->req->path);
+            /* The effective request URI, query included (RFC 9111 §4.4). */
+            cn_cache_remove(cc->cache, &cc->key);
             static const char *const locs[] = {"location", "content-location"};
             for (size_t i = 0; i < CN_ARRAY_LEN(locs); i++) {
                 const cairn_iov_t *v = cn_headers_get(&s->resp.headers, cn_iov_cstr(locs[i]));
