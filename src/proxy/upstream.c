@@ -298,8 +298,10 @@ client_is_trusted(const cn_config_t *cfg, const struct sockaddr_storage *ss)
 static void
 add_forwarded(cn_session_t *s, cn_headers_t *h, cairn_iov_t orig_host)
 {
-    bool trusted = s->req && client_is_trusted(s->cfg, s->ds->client_addr);
+    bool trusted = s->ds != NULL && client_is_trusted(s->cfg, s->ds->client_addr);
     cairn_iov_t client = cn_iov_cstr(s->client);
+    if (s->background)
+        return; /* a background revalidation forwards no client */
     const cairn_iov_t *xff = cn_headers_get(h, CAIRN_IOV_LIT("x-forwarded-for"));
     if (trusted && xff != NULL) {
         size_t n = xff->len + client.len + 3;
@@ -917,6 +919,17 @@ parse_response_head(struct proxy_ctx *px)
         copy_response_headers(px, &r, cn_buf_start(rb));
         cn_free(hdrs);
         cn_buf_consume(rb, r.head_len);
+        /* The length the client will see; known before hooks and the cache decide. */
+        if (r.chunked || r.close_delimited)
+            s->resp.content_length = -1;
+        else
+            s->resp.content_length = r.content_length >= 0 ? r.content_length : 0;
+        if (r.no_body && px->head_request && r.content_length >= 0)
+            s->resp.content_length = r.content_length;
+        else if (r.no_body && r.status != 304)
+            s->resp.content_length = cn_status_has_no_body(r.status) ? -1 : 0;
+        else if (r.no_body)
+            s->resp.content_length = r.content_length;
         if (s->n_hooks > 0 && cn_hooks_upstream_response(s) == CAIRN_FAIL) {
             up_close(uc, true);
             s->src_ops = NULL;
@@ -945,16 +958,6 @@ parse_response_head(struct proxy_ctx *px)
         if (r.chunked)
             cn_h1_chunked_init(&px->chunked);
         px->body_left = r.no_body ? 0 : (r.content_length > 0 ? r.content_length : 0);
-        if (r.chunked || r.close_delimited)
-            s->resp.content_length = -1;
-        else
-            s->resp.content_length = r.content_length >= 0 ? r.content_length : 0;
-        if (r.no_body && px->head_request && r.content_length >= 0)
-            s->resp.content_length = r.content_length;
-        else if (r.no_body && r.status != 304)
-            s->resp.content_length = cn_status_has_no_body(r.status) ? -1 : 0;
-        else if (r.no_body)
-            s->resp.content_length = r.content_length;
         if (r.no_body) {
             finish_response(px);
             cn_session_send(s, NULL, 0, true);
