@@ -43,3 +43,14 @@ def test_error_has_body_and_type(srv, name):
     assert r.header("Date") and r.header("Server") == "cairn", r
     if not r.chunked:
         assert r.header("Content-Length") == str(len(r.body)), f"{name}: bad Content-Length: {r}"
+
+
+def test_head_errors_have_no_body(srv):
+    with RawConn(srv.port, timeout=5) as c:
+        c.send(b"HEAD /up HTTP/1.1\r\nHost: x\r\n\r\nHEAD /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
+        a = c.read_response(head_request=True)
+        b = c.read_response(head_request=True)
+        g = c.read_response()
+    assert a.status == 502 and b.status == 404, (a, b)
+    assert g.status == 200 and g.body == b"s\n", f"a HEAD error response carried a body: {g}"

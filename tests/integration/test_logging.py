@@ -213,3 +213,39 @@ def test_upstream_failures_logged_with_request_id(cairn, origin):
         rid = re.escape(str(e["request_id"]))
         lines = [ln for ln in err.splitlines() if re.search(rf"#{rid}(?![0-9A-Za-z])", ln)]
         assert lines, f"no error-log line with #{e['request_id']} for the {e['status']}:\n{err[-3000:]}"
+
+
+def test_access_log_exactly_once_per_request(cairn, origin):
+    """docs/architecture.md: every exchange is logged exactly once, including client-gone
+    (499), parse errors and pipelined requests."""
+    import socket
+    from helpers import proxy_config
+    from origins import Blob, Normal
+    org = origin({"/big": Blob(4 << 20), "/n": Normal(200, b"n\n")})
+    c = cairn(proxy_config(org, server={"workers": 2, "header_timeout": "1s"}))
+    expected = []
+    assert get(c.port, "/n").status == 200
+    expected.append(("/n", 200))
+    with RawConn(c.port) as s:  # 3 pipelined
+        s.send(b"GET /n HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        for _ in range(3):
+            assert s.read_response().status == 200
+    expected += [("/n", 200)] * 3
+    with RawConn(c.port) as s:
+        s.send(b"GET /n HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n")
+        assert s.read_response().status == 400
+    expected.append(("-", 400))
+    s = socket.create_connection(("127.0.0.1", c.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.recv(1000)
+    s.close()  # client gone mid-body
+    expected.append(("/big", 499))
+    time.sleep(0.5)
+    stop_ok(c)
+    entries = json_lines(c.stdout_text())
+    got = sorted((e["path"], e["status"]) for e in entries)
+    assert len(entries) == len(expected), \
+        f"{len(entries)} access-log lines for {len(expected)} requests: {got}"
+    assert ("/big", 499) in got or any(p == "/big" and st != 200 for p, st in got), \
+        f"an aborted response was logged as complete: {got}"
