@@ -882,7 +882,7 @@ test_update_headers(void **state)
     struct fixture *f = *state;
     cn_headers_t stored, r304, out;
     cn_cc_t cc;
-    const char *s[] = {"Date: " D0,
+    const char *s[] = {("Date: " D0),
                        "ETag: \"a\"",
                        "Content-Length: 10",
                        "Content-Type: text/plain",
@@ -890,7 +890,7 @@ test_update_headers(void **state)
                        "Age: 5",
                        "Set-Cookie: a=1",
                        "Set-Cookie: b=2"};
-    const char *u[] = {"Date: " D_P100,     "ETag: \"a\"",     "Cache-Control: max-age=60",
+    const char *u[] = {("Date: " D_P100),   "ETag: \"a\"",     "Cache-Control: max-age=60",
                        "Content-Length: 0", "Set-Cookie: c=3", "Content-Encoding: gzip",
                        "Connection: X-Hop", "X-Hop: 1"};
     load(&stored, &f->arena, s);
