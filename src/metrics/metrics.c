@@ -438,18 +438,6 @@ cn_metrics_cache_lock_wait(cn_metrics_t *m, uint64_t wait_ns)
 }
 
 void
-cn_metrics_origin_in_flight(cn_metrics_t *m, uint32_t upstream_slot, int delta)
-{
-    add(cells_of(m, CN_M_ORIGIN_IN_FLIGHT, upstream_slot), (uint64_t)(int64_t)delta);
-}
-
-void
-cn_metrics_origin_queued(cn_metrics_t *m, uint32_t upstream_slot, int delta)
-{
-    add(cells_of(m, CN_M_ORIGIN_QUEUED, upstream_slot), (uint64_t)(int64_t)delta);
-}
-
-void
 cn_metrics_origin_queue_wait(cn_metrics_t *m, uint32_t upstream_slot,
                              cn_metrics_queue_outcome_t outcome, uint64_t wait_ns)
 {

@@ -122,10 +122,6 @@ cn_metrics_err_kind_t cn_metrics_err_kind(cairn_err_t err);
 void cn_metrics_cache_lock_waiters(cn_metrics_t *m, int delta);
 /** A wait on a fill ended after @wait_ns. */
 void cn_metrics_cache_lock_wait(cn_metrics_t *m, uint64_t wait_ns);
-/** A fill took (+1) or released (-1) an origin slot of the upstream. */
-void cn_metrics_origin_in_flight(cn_metrics_t *m, uint32_t upstream_slot, int delta);
-/** A fill entered (+1) or left (-1) the upstream's origin queue. */
-void cn_metrics_origin_queued(cn_metrics_t *m, uint32_t upstream_slot, int delta);
 /** A wait in the origin queue ended after @wait_ns with @outcome. */
 void cn_metrics_origin_queue_wait(cn_metrics_t *m, uint32_t upstream_slot,
                                   cn_metrics_queue_outcome_t outcome, uint64_t wait_ns);

@@ -159,7 +159,9 @@ test_merge(void **state)
     cn_metrics_request_done(w2, c2, 200, 20 * MS, 16);
     cn_metrics_cache_lock_waiters(w1, 2);
     cn_metrics_cache_lock_waiters(w2, -1);
-    cn_metrics_origin_in_flight(w2, cn_metrics_intern(w2, CN_ML_UPSTREAM, "o"), -3);
+    cn_metrics_cache_lock_waiters(w2, -2);
+    cn_metrics_origin_queue_wait(w2, cn_metrics_intern(w2, CN_ML_UPSTREAM, "o"),
+                                 CN_METRICS_QUEUE_GONE, 3 * MS);
 
     cn_metrics_t *s = cn_metrics_new();
     cn_metrics_declare(s, CN_ML_ROUTE, "z"); /* a configured route that saw nothing */
@@ -180,8 +182,8 @@ test_merge(void **state)
     has_line(t, "cairn_request_duration_seconds_sum 0.062");
     has_line(t, "cairn_request_duration_seconds_count 5");
     /* Gauges are signed. */
-    has_line(t, "cairn_cache_lock_waiters 1");
-    has_line(t, "cairn_origin_fetches_in_flight{upstream=\"o\"} -3");
+    has_line(t, "cairn_cache_lock_waiters -1");
+    has_line(t, "cairn_origin_fetch_queue_wait_seconds_count{upstream=\"o\",outcome=\"gone\"} 1");
     has_line(t, "cairn_origin_fetches_queued{upstream=\"o\"} 0");
     /* Declared names come first, in declaration order. */
     assert_true(strstr(t, "cairn_response_body_bytes_total{route=\"z\"}") <
