@@ -3,6 +3,7 @@
 #ifndef CAIRN_CAIRN_H
 #define CAIRN_CAIRN_H
 
+#include <cairn/cache.h>
 #include <cairn/error.h>
 #include <cairn/headers.h>
 #include <cairn/hooks.h>

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cairn/cache.h>
 #include <cairn/error.h>
 #include <cairn/headers.h>
 #include <cairn/iov.h>
@@ -87,6 +88,10 @@ typedef struct cairn_hooks {
     cairn_action_t (*fail_to_proxy)(cairn_req_t *req, void *ctx, cairn_err_t err, unsigned *status);
     /** Exactly once, at the end. */
     void (*logging)(cairn_req_t *req, void *ctx, const cairn_req_summary_t *sum);
+    /** Caching routes: the key before lookup; change it with cairn_cache_key_set/add. */
+    cairn_action_t (*cache_key)(cairn_req_t *req, void *ctx, cairn_cache_key_t *key);
+    /** A stored response was found; set m->expire to revalidate instead of serving it. */
+    cairn_action_t (*cache_hit_filter)(cairn_req_t *req, void *ctx, cairn_cache_meta_t *m);
 } cairn_hooks_t;
 
 #endif

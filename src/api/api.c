@@ -241,6 +241,44 @@ cairn_resp_headers(cairn_resp_t *resp)
     return CN_CONTAINER_OF(&resp->base.headers, struct cairn_headers, base);
 }
 
+/* ---- cache controls ---------------------------------------------------------------------- */
+
+cairn_iov_t
+cairn_cache_key_text(const cairn_cache_key_t *key)
+{
+    return cn_iov(key->text, key->len);
+}
+
+void
+cairn_cache_key_set(cairn_cache_key_t *key, cairn_iov_t text)
+{
+    cairn_iov_t v = cn_session_strdup(key->s, text);
+    key->text = v.base;
+    key->len = v.len;
+}
+
+void
+cairn_cache_key_add(cairn_cache_key_t *key, cairn_iov_t part)
+{
+    char *p = cn_arena_xalloc(key->s->arena, key->len + part.len + 3);
+    memcpy(p, key->text, key->len);
+    p[key->len] = '\n';
+    p[key->len + 1] = 'x';
+    memcpy(p + key->len + 2, part.base, part.len);
+    key->len += part.len + 2;
+    p[key->len] = '\0';
+    key->text = p;
+}
+
+void
+cairn_resp_set_cache(cairn_resp_t *resp, bool cacheable, int64_t ttl)
+{
+    cn_session_t *s = CN_CONTAINER_OF(&resp->base, cn_session_t, resp);
+    CN_ASSERT(s->base.magic == CN_SESSION_MAGIC);
+    s->cache_override = cacheable ? 1 : -1;
+    s->cache_ttl = ttl;
+}
+
 /* ---- configs and servers --------------------------------------------------------------- */
 
 static cairn_err_t

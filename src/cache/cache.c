@@ -419,6 +419,74 @@ cn_cache_lookup(cn_cache_t *c, const cn_cache_key_t *key, const cn_headers_t *re
     return CAIRN_OK;
 }
 
+static bool
+purge_matches(const cn_cache_obj_t *o, cn_cache_purge_kind_t kind, const char *arg)
+{
+    if (o->key_text == NULL)
+        return false;
+    switch (kind) {
+    case CN_PURGE_URL: {
+        /* Every variant of the URL: keys with header or cookie parts continue with "\n". */
+        size_t al = strlen(arg);
+        return strncmp(o->key_text, arg, al) == 0 &&
+               (o->key_text[al] == '\0' || o->key_text[al] == '\n');
+    }
+    case CN_PURGE_PREFIX:
+        return strncmp(o->key_text, arg, strlen(arg)) == 0;
+    case CN_PURGE_TAG: {
+        if (o->tags == NULL)
+            return false;
+        size_t al = strlen(arg);
+        for (const char *p = strstr(o->tags, arg); p != NULL; p = strstr(p + 1, arg))
+            if (p > o->tags && p[-1] == ' ' && p[al] == ' ')
+                return true;
+        return false;
+    }
+    }
+    return false;
+}
+
+size_t
+cn_cache_purge(cn_cache_t *c, cn_cache_purge_kind_t kind, const char *arg, bool soft)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < SHARDS; i++) {
+        struct shard *sh = &c->shards[i];
+        cn_cache_obj_t *victims[256];
+        size_t nv = 0;
+        bool more = true;
+        while (more) {
+            more = false;
+            nv = 0;
+            pthread_mutex_lock(&sh->lock);
+            for (size_t b = 0; b < BUCKETS && !more; b++) {
+                for (cn_cache_obj_t *it = sh->buckets[b]; it != NULL;) {
+                    cn_cache_obj_t *next = it->chain;
+                    if (purge_matches(it, kind, arg)) {
+                        if (soft) {
+                            if (!atomic_exchange(&it->soft_purged, true))
+                                n++;
+                        } else if (nv < CN_ARRAY_LEN(victims)) {
+                            index_unlink(sh, it);
+                            victims[nv++] = it;
+                            sh->st.removals++;
+                            n++;
+                        } else {
+                            more = true; /* drop these first, then scan again */
+                            break;
+                        }
+                    }
+                    it = next;
+                }
+            }
+            pthread_mutex_unlock(&sh->lock);
+            for (size_t k = 0; k < nv; k++)
+                cn_cache_obj_unref(victims[k]);
+        }
+    }
+    return n;
+}
+
 size_t
 cn_cache_remove(cn_cache_t *c, const cn_cache_key_t *key)
 {

@@ -59,8 +59,11 @@ struct cn_cache_obj {
     cn_cache_seg_t *body_tail;
     struct cn_cache_obj *shared_body; /* the body belongs to this object (a 304 refresh) */
     uint64_t body_len;
-    bool complete;        /* every body byte arrived; only complete objects are inserted */
-    int64_t expected_len; /* Content-Length announced by the origin, -1 when unknown */
+    bool complete;           /* every body byte arrived; only complete objects are inserted */
+    int64_t expected_len;    /* Content-Length announced by the origin, -1 when unknown */
+    char *key_text;          /* the key before hashing ("http://host/path?q"), for prefix purges */
+    char *tags;              /* " a b c " from Surrogate-Key / Cache-Tag, for tag purges; or NULL */
+    atomic_bool soft_purged; /* marked stale by a soft purge: revalidate before use */
     cn_cache_times_t t;
     time_t last_modified; /* 0 = none */
     cairn_iov_t etag;     /* empty = none */
@@ -109,6 +112,14 @@ cairn_err_t cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o);
  *  "lookup,insert") makes those operations fail, to test degradation. Always false in
  *  release builds. */
 bool cn_cache_fault(const char *op);
+typedef enum cn_cache_purge_kind {
+    CN_PURGE_URL,    /* @arg is the key text */
+    CN_PURGE_PREFIX, /* @arg is a prefix of the key text */
+    CN_PURGE_TAG,    /* @arg is one tag */
+} cn_cache_purge_kind_t;
+
+/** Removes (or, with @soft, marks stale) every object matching; returns how many. */
+size_t cn_cache_purge(cn_cache_t *c, cn_cache_purge_kind_t kind, const char *arg, bool soft);
 /** Removes every variant of @key; returns how many. Any thread. */
 size_t cn_cache_remove(cn_cache_t *c, const cn_cache_key_t *key);
 void cn_cache_stats(cn_cache_t *c, cn_cache_stats_t *out);

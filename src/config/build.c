@@ -345,10 +345,54 @@ static const cn_conf_field_t cache_lock_fields[] = {
     CN_CONF_END,
 };
 
+static const char *const key_query_modes[] = {"all", "none", NULL};
+static const char *const range_modes[] = {"fetch_full", "bypass", NULL};
+
+static const cn_conf_field_t cache_key_fields[] = {
+    CN_CONF_ENUM("query", cn_conf_cache_t, key_query, key_query_modes, "all",
+                 "Whether the query string is part of the key: all or none."),
+    CN_CONF_STRLIST("query_drop", cn_conf_cache_t, key_query_drop, n_key_query_drop, 0, NULL,
+                    "Query parameters left out of the key (e.g. utm_source)."),
+    CN_CONF_STRLIST("headers", cn_conf_cache_t, key_headers, n_key_headers, 0, NULL,
+                    "Request headers whose values are added to the key."),
+    CN_CONF_STRLIST("cookies", cn_conf_cache_t, key_cookies, n_key_cookies, 0, NULL,
+                    "Cookies whose values are added to the key."),
+    CN_CONF_END,
+};
+
+static const cn_conf_field_t cache_heuristic_fields[] = {
+    CN_CONF_U32("percent", cn_conf_cache_t, heuristic_percent, "10", 0, 100,
+                "Heuristic freshness: this share of the time since Last-Modified (0 = off)."),
+    CN_CONF_MSEC("max", cn_conf_cache_t, heuristic_max_ms, "1d", 0, 0,
+                 "Upper bound of a heuristic freshness lifetime."),
+    CN_CONF_END,
+};
+
+static const cn_conf_field_t cache_purge_fields[] = {
+    CN_CONF_BOOL("method", cn_conf_cache_t, purge_method, "false",
+                 "Accept the PURGE method on routes using this cache."),
+    CN_CONF_CIDRLIST("allow", cn_conf_cache_t, purge_allow, n_purge_allow, "127.0.0.0/8, ::1/128",
+                     "Client addresses allowed to send PURGE (403 otherwise)."),
+    CN_CONF_END,
+};
+
 static const cn_conf_field_t cache_fields[] = {
     CN_CONF_GROUP("memory", cache_memory_fields, NULL, NULL, "The in-memory tier."),
     CN_CONF_GROUP("lock", cache_lock_fields, NULL, NULL,
                   "Request collapsing: concurrent misses for one object wait for one fetch."),
+    CN_CONF_GROUP("key", cache_key_fields, NULL, NULL,
+                  "The cache key: scheme, host, path and (by default) query, plus these."),
+    CN_CONF_ENUM("range", cn_conf_cache_t, range_mode, range_modes, "fetch_full",
+                 "A Range request on a miss: fetch the whole object (and answer the range from "
+                 "it), or bypass the cache."),
+    CN_CONF_GROUP("heuristic", cache_heuristic_fields, NULL, NULL,
+                  "Freshness of responses without explicit lifetime (RFC 9111 4.2.2)."),
+    CN_CONF_STR("targeted_field", cn_conf_cache_t, targeted_field, NULL, CN_NULLABLE,
+                "A cairn-targeted cache-control field (RFC 9213), e.g. Cairn-Cache-Control: "
+                "it takes precedence over CDN-Cache-Control and Cache-Control."),
+    CN_CONF_MSEC("hit_for_pass", cn_conf_cache_t, hit_for_pass_ms, "10s", 0, 0,
+                 "How long a key whose response was not cacheable skips request collapsing."),
+    CN_CONF_GROUP("purge", cache_purge_fields, NULL, NULL, "Purging with the PURGE method."),
     CN_CONF_END,
 };
 

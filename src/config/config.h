@@ -129,6 +129,21 @@ typedef struct cn_conf_cache {
     uint64_t memory_max_object;    /* 8MiB */
     uint64_t lock_wait_timeout_ms; /* 10s */
     uint64_t lock_age_timeout_ms;  /* 10s */
+    int key_query;                 /* 0 = the whole query in the key, 1 = none */
+    char **key_query_drop;         /* parameters left out of the key */
+    size_t n_key_query_drop;
+    char **key_headers; /* request headers added to the key */
+    size_t n_key_headers;
+    char **key_cookies; /* cookie values added to the key */
+    size_t n_key_cookies;
+    int range_mode;              /* 0 = fetch_full, 1 = bypass */
+    uint32_t heuristic_percent;  /* 10 */
+    uint64_t heuristic_max_ms;   /* 1d */
+    char *targeted_field;        /* e.g. "Cairn-Cache-Control"; NULL = none */
+    uint64_t hit_for_pass_ms;    /* 10s */
+    bool purge_method;           /* accept the PURGE method on the routes of this cache */
+    cn_conf_cidr_t *purge_allow; /* who may send PURGE (default loopback) */
+    size_t n_purge_allow;
 } cn_conf_cache_t;
 
 typedef struct cn_conf_match {

@@ -219,12 +219,17 @@ heuristically_cacheable(unsigned status)
     return false;
 }
 
-/* CDN-Cache-Control (RFC 9213) replaces Cache-Control for freshness when present. */
+/* A targeted field (RFC 9213): the configured cairn one, else CDN-Cache-Control, replaces
+ * Cache-Control for freshness when present. */
 static void
-response_dirs(const cn_headers_t *h, struct dirs *d)
+response_dirs(const cn_headers_t *h, const cn_conf_cache_t *conf, struct dirs *d)
 {
     struct dirs cdn;
-    parse_dirs(h, "cdn-cache-control", &cdn);
+    cdn.seen = false;
+    if (conf != NULL && conf->targeted_field != NULL)
+        parse_dirs(h, conf->targeted_field, &cdn);
+    if (!cdn.seen)
+        parse_dirs(h, "cdn-cache-control", &cdn);
     parse_dirs(h, "cache-control", d);
     if (!cdn.seen)
         return;
@@ -240,10 +245,12 @@ response_dirs(const cn_headers_t *h, struct dirs *d)
 
 void
 cn_cache_compute_times(const cn_headers_t *h, unsigned status, int64_t request_time,
-                       int64_t response_time, cn_cache_times_t *t)
+                       int64_t response_time, const cn_conf_cache_t *conf, cn_cache_times_t *t)
 {
     struct dirs d;
-    response_dirs(h, &d);
+    response_dirs(h, conf, &d);
+    int64_t h_pct = conf != NULL ? (int64_t)conf->heuristic_percent : 10;
+    int64_t h_max = conf != NULL ? (int64_t)(conf->heuristic_max_ms / 1000) : 86400;
     memset(t, 0, sizeof(*t));
     t->request_time = request_time;
     t->response_time = response_time;
@@ -265,7 +272,7 @@ cn_cache_compute_times(const cn_headers_t *h, unsigned status, int64_t request_t
         int64_t lm;
         if ((heuristically_cacheable(status) || d.public_) &&
             header_time(h, "last-modified", &lm) && lm < t->date_value)
-            t->lifetime = CN_MIN((t->date_value - lm) / 10, (int64_t)86400);
+            t->lifetime = CN_MIN((t->date_value - lm) * h_pct / 100, h_max);
     }
     t->swr = d.swr;
     t->sie = d.sie;
@@ -328,10 +335,10 @@ cn_cache_vary_names(const cn_headers_t *h, cn_arena_t *arena)
 
 bool
 cn_cache_storable(const cn_http_req_t *req, unsigned status, const cn_headers_t *h,
-                  const char **why)
+                  const cn_conf_cache_t *conf, const char **why)
 {
     struct dirs d;
-    response_dirs(h, &d);
+    response_dirs(h, conf, &d);
     if (req->method_id != CN_METHOD_GET) {
         *why = "method";
         return false;

@@ -5,6 +5,7 @@
 #define CN_PROXY_CACHE_RULES_H
 
 #include "cache/cache.h"
+#include "config/config.h"
 #include "http/msg.h"
 
 typedef struct cn_cache_req_dirs {
@@ -33,10 +34,11 @@ bool cn_cache_stale_if_error_ok(const cn_cache_times_t *t, const cn_cache_req_di
 int64_t cn_cache_current_age(const cn_cache_times_t *t, int64_t now);
 /** Fills @t (lifetime, age inputs, stale windows) from a response's headers. */
 void cn_cache_compute_times(const cn_headers_t *h, unsigned status, int64_t request_time,
-                            int64_t response_time, cn_cache_times_t *t);
+                            int64_t response_time, const cn_conf_cache_t *conf,
+                            cn_cache_times_t *t);
 /** RFC 9111 §3 for a shared cache; *why gets a Cache-Status detail when false. */
 bool cn_cache_storable(const cn_http_req_t *req, unsigned status, const cn_headers_t *h,
-                       const char **why);
+                       const cn_conf_cache_t *conf, const char **why);
 /** The Vary field names, lowercase, sorted, deduplicated, comma-separated; NULL when no
  *  Vary. "*" when the response varies on everything (never stored). */
 const char *cn_cache_vary_names(const cn_headers_t *h, cn_arena_t *arena);

@@ -21,7 +21,6 @@
 #include "http/range.h"
 
 #define SERVE_IOV 64
-#define HIT_FOR_PASS_MS 10000
 #define MAX_RESTARTS 2
 
 typedef enum cache_outcome {
@@ -46,6 +45,7 @@ struct serve_item {
 struct cn_cached {
     cn_cache_t *cache;
     cn_cache_key_t key;
+    const char *key_text; /* the key before hashing (arena) */
     cn_cache_req_dirs_t req;
     cn_cache_obj_t *stale; /* the stored object being revalidated (or served stale) */
     cn_cache_obj_t *hit;   /* the object being served */
@@ -95,31 +95,123 @@ static const cn_body_src_ops_t serve_ops = {
 
 /* ---- keys ------------------------------------------------------------------------------ */
 
-/* Default key template: scheme, host (lowercase, without a default port) path and query. */
+/* Appends @v to the key buffer (growing it in the arena). */
+static void
+key_put(cn_session_t *s, char **k, size_t *l, size_t *cap, const char *v, size_t n)
+{
+    if (*l + n + 1 > *cap) {
+        size_t nc = (*cap + n + 1) * 2;
+        char *nk = cn_arena_xalloc(s->arena, nc);
+        memcpy(nk, *k, *l);
+        *k = nk;
+        *cap = nc;
+    }
+    memcpy(*k + *l, v, n);
+    *l += n;
+}
+
+static bool
+name_listed(char **names, size_t n, cairn_iov_t name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cn_iov_eq(name, cn_iov_cstr(names[i])))
+            return true;
+    return false;
+}
+
+/* The query part of the key: all of it, none, or without the dropped parameters. */
+static void
+key_query(cn_session_t *s, const cn_conf_cache_t *conf, char **k, size_t *l, size_t *cap)
+{
+    const cn_http_req_t *req = s->req;
+    if (!req->has_query || conf->key_query == 1)
+        return;
+    cairn_iov_t q = req->query;
+    size_t start = 0;
+    bool first = true;
+    for (size_t i = 0; i <= q.len; i++) {
+        if (i < q.len && q.base[i] != '&')
+            continue;
+        cairn_iov_t part = cn_iov(q.base + start, i - start);
+        start = i + 1;
+        const char *eq = memchr(part.base, '=', part.len);
+        cairn_iov_t name = eq ? cn_iov(part.base, (size_t)(eq - part.base)) : part;
+        if (conf->n_key_query_drop > 0 &&
+            name_listed(conf->key_query_drop, conf->n_key_query_drop, name))
+            continue;
+        key_put(s, k, l, cap, first ? "?" : "&", 1);
+        key_put(s, k, l, cap, part.base, part.len);
+        first = false;
+    }
+}
+
+/* The value of cookie @name in the request's Cookie fields. */
+static cairn_iov_t
+cookie_value(const cn_headers_t *h, const char *name)
+{
+    size_t nl = strlen(name);
+    cairn_iov_t fname = CAIRN_IOV_LIT("cookie");
+    for (ssize_t i = cn_headers_find(h, fname, -1); i >= 0; i = cn_headers_find(h, fname, i)) {
+        cairn_iov_t v = h->items[i].value;
+        size_t start = 0;
+        for (size_t j = 0; j <= v.len; j++) {
+            if (j < v.len && v.base[j] != ';')
+                continue;
+            cairn_iov_t c = cn_iov_trim(cn_iov(v.base + start, j - start));
+            start = j + 1;
+            if (c.len > nl && memcmp(c.base, name, nl) == 0 && c.base[nl] == '=')
+                return cn_iov(c.base + nl + 1, c.len - nl - 1);
+        }
+    }
+    return cn_iov("", 0);
+}
+
+/* The key template: scheme, host (lowercase, without a default port), path, query (all,
+ * none, or minus caches.<name>.key.query_drop), then configured headers and cookies. The text
+ * is kept (cc->key_text) for prefix and URL purges; the key is its XXH3-128. */
 static void
 make_key(cn_session_t *s, cn_cache_key_t *out)
 {
     const cn_http_req_t *req = s->req;
-    size_t n = req->scheme.len + req->authority.len + req->path.len + req->query.len + 8;
-    char *k = cn_arena_xalloc(s->arena, n);
+    const cn_conf_cache_t *conf = s->route->cache;
+    size_t cap = req->scheme.len + req->authority.len + req->path.len + req->query.len + 64;
+    char *k = cn_arena_xalloc(s->arena, cap);
     size_t l = 0;
-    memcpy(k + l, req->scheme.base, req->scheme.len);
-    l += req->scheme.len;
-    memcpy(k + l, "://", 3);
-    l += 3;
+    key_put(s, &k, &l, &cap, req->scheme.base, req->scheme.len);
+    key_put(s, &k, &l, &cap, "://", 3);
     for (size_t i = 0; i < req->authority.len; i++) {
         char ch = req->authority.base[i];
-        k[l++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        ch = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        key_put(s, &k, &l, &cap, &ch, 1);
     }
     if (l > 3 && memcmp(k + l - 3, ":80", 3) == 0 && cn_iov_eq(req->scheme, CAIRN_IOV_LIT("http")))
         l -= 3;
-    memcpy(k + l, req->path.base, req->path.len);
-    l += req->path.len;
-    if (req->has_query) {
-        k[l++] = '?';
-        memcpy(k + l, req->query.base, req->query.len);
-        l += req->query.len;
+    key_put(s, &k, &l, &cap, req->path.base, req->path.len);
+    key_query(s, conf, &k, &l, &cap);
+    for (size_t i = 0; i < conf->n_key_headers; i++) {
+        const cairn_iov_t *v = cn_headers_get(&req->headers, cn_iov_cstr(conf->key_headers[i]));
+        key_put(s, &k, &l, &cap, "\nh:", 3);
+        key_put(s, &k, &l, &cap, conf->key_headers[i], strlen(conf->key_headers[i]));
+        key_put(s, &k, &l, &cap, "=", 1);
+        if (v != NULL)
+            key_put(s, &k, &l, &cap, v->base, v->len);
     }
+    for (size_t i = 0; i < conf->n_key_cookies; i++) {
+        cairn_iov_t v = cookie_value(&req->headers, conf->key_cookies[i]);
+        key_put(s, &k, &l, &cap, "\nc:", 3);
+        key_put(s, &k, &l, &cap, conf->key_cookies[i], strlen(conf->key_cookies[i]));
+        key_put(s, &k, &l, &cap, "=", 1);
+        key_put(s, &k, &l, &cap, v.base, v.len);
+    }
+    k[l] = '\0';
+    if (s->n_hooks > 0) {
+        struct cairn_cache_key hk = {.text = k, .len = l, .s = s};
+        cn_hooks_cache_key(s, &hk);
+        k = hk.text;
+        l = hk.len;
+    }
+    if (s->cc != NULL)
+        s->cc->key_text = k;
     cn_cache_key_hash(k, l, out);
 }
 
@@ -137,10 +229,12 @@ invalidate_uri(cn_session_t *s, cairn_iov_t path)
         copy.has_query = true;
     }
     cn_http_req_t *saved = s->req;
+    const char *saved_text = s->cc->key_text;
     s->req = &copy;
     cn_cache_key_t key;
     make_key(s, &key);
     s->req = saved;
+    s->cc->key_text = saved_text;
     size_t n = cn_cache_remove(s->cc->cache, &key);
     if (n > 0)
         CN_LOG_DEBUG(s->id, "invalidated %zu cached object(s) for %.*s", n, (int)path.len,
@@ -754,6 +848,17 @@ lookup_and_go(cn_session_t *s)
     }
     if (o != NULL) {
         cn_cache_use_t use = cn_cache_usable(&o->t, &cc->req, (int64_t)time(NULL));
+        if (atomic_load(&o->soft_purged))
+            use = CN_CACHE_USE_REVALIDATE; /* soft purge: stale until revalidated */
+        if (s->n_hooks > 0 && use != CN_CACHE_USE_REVALIDATE) {
+            int64_t age = cn_cache_current_age(&o->t, (int64_t)time(NULL));
+            cairn_cache_meta_t meta = {.status = o->status,
+                                       .age = age,
+                                       .ttl = o->t.lifetime - age,
+                                       .body_len = o->body_len};
+            if (cn_hooks_cache_hit(s, &meta))
+                use = CN_CACHE_USE_REVALIDATE;
+        }
         if (s->stale_policy < 0 && use != CN_CACHE_USE_FRESH)
             use = CN_CACHE_USE_REVALIDATE; /* a hook refused stale content */
         if (use == CN_CACHE_USE_STALE_SWR) {
@@ -791,6 +896,13 @@ lookup_and_go(cn_session_t *s)
         return;
     }
     cc->head_as_get = s->req->method_id == CN_METHOD_HEAD && !cc->no_store;
+    if (s->route->cache->range_mode == 1 &&
+        cn_headers_get(&s->req->headers, CAIRN_IOV_LIT("range")) != NULL) {
+        /* range: bypass: a Range miss goes to the origin as it is, uncached. */
+        cc->detail = "range-bypass";
+        fetch_alone(s, false, OUT_MISS);
+        return;
+    }
     if (cc->no_store || cc->req.no_cache) {
         /* Requests that must not share a fill fetch on their own. */
         fetch_alone(s, !cc->no_store, OUT_MISS);
@@ -812,6 +924,38 @@ lookup_and_go(cn_session_t *s)
     begin_fetch(s, true);
 }
 
+/* The PURGE method (caches.<name>.purge.method): removes every variant of the URL, or marks
+ * them stale with "Purge-Mode: soft". 403 outside purge.allow, 404 when nothing matched. */
+static void
+purge_request(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    const cn_conf_cache_t *conf = s->route->cache;
+    cc->outcome = OUT_BYPASS;
+    if (s->ds == NULL ||
+        !cn_route_addr_in(conf->purge_allow, conf->n_purge_allow, s->ds->client_addr)) {
+        cn_session_error(s, 403, "PURGE from a client outside purge.allow");
+        return;
+    }
+    const cairn_iov_t *mode = cn_headers_get(&s->req->headers, CAIRN_IOV_LIT("purge-mode"));
+    bool soft = mode != NULL && cn_iov_ieq_cstr(cn_iov_trim(*mode), "soft");
+    /* The URL part of the key: every header/cookie variant of it goes. */
+    const char *nl = strchr(cc->key_text, '\n');
+    const char *url = nl == NULL
+                          ? cc->key_text
+                          : cn_arena_strndup(s->arena, cc->key_text, (size_t)(nl - cc->key_text));
+    size_t n = cn_cache_purge(cc->cache, CN_PURGE_URL, url, soft);
+    if (n == 0) {
+        cn_session_error(s, 404, "PURGE: nothing cached for this URL");
+        return;
+    }
+    char *body = cn_arena_xalloc(s->arena, 48);
+    int l = snprintf(body, 48, "{\"purged\": %zu}\n", n);
+    cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
+                   CAIRN_IOV_LIT("application/json"));
+    cn_session_respond(s, 200, cn_iov(body, (size_t)l));
+}
+
 void
 cn_cached_start(cn_session_t *s)
 {
@@ -827,6 +971,10 @@ cn_cached_start(cn_session_t *s)
         return;
     }
     make_key(s, &cc->key);
+    if (s->route->cache->purge_method && cn_iov_eq(s->req->method, CAIRN_IOV_LIT("PURGE"))) {
+        purge_request(s);
+        return;
+    }
     if (m != CN_METHOD_GET && m != CN_METHOD_HEAD) {
         cc->outcome = OUT_BYPASS;
         cc->invalidate = !cn_cache_method_is_safe(s->req->method);
@@ -872,6 +1020,42 @@ record_validators(cn_cache_obj_t *o)
     o->last_modified = lm && cn_time_parse_http_date(lm->base, lm->len, &t) ? t : 0;
 }
 
+/* Keeps what purges match on: the key text, and the tags of Surrogate-Key (space separated)
+ * and Cache-Tag (comma separated), stored as " a b c ". */
+static void
+record_purge_info(struct cn_cached *cc, cn_cache_obj_t *o)
+{
+    o->key_text = cn_arena_strndup(&o->arena, cc->key_text, strlen(cc->key_text));
+    size_t need = 2;
+    static const char *const fields[] = {"surrogate-key", "cache-tag"};
+    for (size_t f = 0; f < CN_ARRAY_LEN(fields); f++)
+        for (ssize_t i = cn_headers_find(&o->headers, cn_iov_cstr(fields[f]), -1); i >= 0;
+             i = cn_headers_find(&o->headers, cn_iov_cstr(fields[f]), i))
+            need += o->headers.items[i].value.len + 2;
+    if (need == 2)
+        return;
+    char *tags = cn_arena_xalloc(&o->arena, need + 1);
+    size_t n = 0;
+    tags[n++] = ' ';
+    for (size_t f = 0; f < CN_ARRAY_LEN(fields); f++) {
+        for (ssize_t i = cn_headers_find(&o->headers, cn_iov_cstr(fields[f]), -1); i >= 0;
+             i = cn_headers_find(&o->headers, cn_iov_cstr(fields[f]), i)) {
+            cairn_iov_t v = o->headers.items[i].value;
+            for (size_t j = 0; j < v.len; j++) {
+                char ch = v.base[j];
+                bool sep = ch == ' ' || ch == '\t' || ch == ',';
+                if (sep && tags[n - 1] == ' ')
+                    continue;
+                tags[n++] = sep ? ' ' : ch;
+            }
+            if (tags[n - 1] != ' ')
+                tags[n++] = ' ';
+        }
+    }
+    tags[n] = '\0';
+    o->tags = tags;
+}
+
 /* A 304 refreshes the stored object: new headers (RFC 9111 §4.3.4), the same body. */
 static cn_cache_obj_t *
 refresh_object(cn_session_t *s, cn_cache_obj_t *old)
@@ -888,7 +1072,10 @@ refresh_object(cn_session_t *s, cn_cache_obj_t *old)
     o->body_len = old->body_len;
     o->complete = true;
     record_validators(o);
-    cn_cache_compute_times(&o->headers, o->status, cc->request_time, (int64_t)time(NULL), &o->t);
+    cn_cache_compute_times(&o->headers, o->status, cc->request_time, (int64_t)time(NULL),
+                           s->route->cache, &o->t);
+    o->key_text = old->key_text;
+    o->tags = old->tags;
     return o;
 }
 
@@ -957,13 +1144,19 @@ cn_cached_upstream_head(cn_session_t *s)
     cn_http_req_t as_get = *s->req;
     if (cc->head_as_get)
         as_get.method_id = CN_METHOD_GET;
-    if (!cn_cache_storable(&as_get, status, &s->resp.headers, &why)) {
+    bool storable = cn_cache_storable(&as_get, status, &s->resp.headers, s->route->cache, &why);
+    if (s->cache_override != 0) {
+        storable = s->cache_override > 0; /* upstream_response_filter decided */
+        why = "hook";
+    }
+    if (!storable) {
         cc->detail = why;
         if (cc->stale != NULL && status < 500)
             cn_cache_remove(cc->cache, &cc->key);
         /* Hit-for-pass: later requests for the key go straight to the origin. */
         if (cc->leading && pass_worthy(why))
-            cn_fill_mark_pass(cn_server_fills(s->w->srv), &cc->key, HIT_FOR_PASS_MS);
+            cn_fill_mark_pass(cn_server_fills(s->w->srv), &cc->key,
+                              s->route->cache->hit_for_pass_ms);
         finish_fill(cc, cc->leading && status >= 500 ? CN_FILL_FAILED : CN_FILL_PASS);
         return cc->detached ? CN_CACHED_ABANDON : CN_CACHED_STREAM;
     }
@@ -979,7 +1172,11 @@ cn_cached_upstream_head(cn_session_t *s)
         cn_headers_add_copy(&o->headers, s->resp.headers.items[i].name,
                             s->resp.headers.items[i].value);
     record_validators(o);
-    cn_cache_compute_times(&o->headers, status, cc->request_time, (int64_t)time(NULL), &o->t);
+    cn_cache_compute_times(&o->headers, status, cc->request_time, (int64_t)time(NULL),
+                           s->route->cache, &o->t);
+    if (s->cache_ttl >= 0)
+        o->t.lifetime = s->cache_ttl + cn_cache_current_age(&o->t, (int64_t)time(NULL));
+    record_purge_info(cc, o);
     const char *vary = cn_cache_vary_names(&o->headers, &o->arena);
     if (vary != NULL) {
         o->vary_names = (char *)vary;

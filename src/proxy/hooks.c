@@ -147,6 +147,31 @@ cn_hooks_response_body(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool e
     return CAIRN_CONTINUE;
 }
 
+void
+cn_hooks_cache_key(cn_session_t *s, struct cairn_cache_key *key)
+{
+    for (size_t i = 0; i < s->n_hooks; i++) {
+        const cairn_hooks_t *h = s->hooks[i].hooks;
+        if (h->cache_key == NULL)
+            continue;
+        s->hook_cur = i;
+        h->cache_key(REQ(s), ctx_of(s, i), key);
+    }
+}
+
+bool
+cn_hooks_cache_hit(cn_session_t *s, cairn_cache_meta_t *m)
+{
+    for (size_t k = s->n_hooks; k > 0; k--) {
+        const cairn_hooks_t *h = s->hooks[k - 1].hooks;
+        if (h->cache_hit_filter == NULL)
+            continue;
+        s->hook_cur = k - 1;
+        h->cache_hit_filter(REQ(s), ctx_of(s, k - 1), m);
+    }
+    return m->expire;
+}
+
 cairn_action_t
 cn_hooks_fail(cn_session_t *s, cairn_err_t err, unsigned *status)
 {

@@ -2,6 +2,7 @@
 /* Route matching (first match wins) and header rules. Pure functions over the config. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <netinet/in.h>
 #include <string.h>
 
 #include "core/str.h"
@@ -144,6 +145,30 @@ cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req, const char *lis
         return r;
     }
     return NULL;
+}
+
+bool
+cn_route_addr_in(const cn_conf_cidr_t *cidrs, size_t n, const struct sockaddr_storage *ss)
+{
+    for (size_t i = 0; ss != NULL && i < n; i++) {
+        const cn_conf_cidr_t *c = &cidrs[i];
+        if (ss->ss_family != c->family)
+            continue;
+        const uint8_t *a = ss->ss_family == AF_INET
+                               ? (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr
+                               : (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+        unsigned bits = c->prefix, k = 0;
+        bool ok = true;
+        for (; bits >= 8 && ok; bits -= 8, k++)
+            ok = a[k] == c->addr[k];
+        if (ok && bits > 0) {
+            uint8_t mask = (uint8_t)(0xff << (8 - bits));
+            ok = (a[k] & mask) == (c->addr[k] & mask);
+        }
+        if (ok)
+            return true;
+    }
+    return false;
 }
 
 void

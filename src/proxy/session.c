@@ -103,6 +103,7 @@ cn_session_background(cn_session_t *parent)
     s->start_ns = cn_time_now_ns();
     s->detached = true;
     s->background = true;
+    s->cache_ttl = -1;
     snprintf(s->client, sizeof(s->client), "-");
     cn_headers_init(&s->resp.headers, arena);
     s->resp.content_length = -1;
@@ -197,6 +198,7 @@ on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
     s->id = cn_next_id();
     s->start_ns = cn_time_now_ns();
     s->cache_status = NULL;
+    s->cache_ttl = -1;
     cn_headers_init(&s->resp.headers, arena);
     s->resp.content_length = -1;
     ds->session = s;

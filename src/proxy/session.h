@@ -22,6 +22,11 @@ struct cairn_headers {
 struct cairn_resp {
     cn_http_resp_t base;
 };
+struct cairn_cache_key {
+    char *text; /* in the request arena */
+    size_t len;
+    struct cn_session *s;
+};
 
 /* A hook table registered with cairn_server_use(). */
 typedef struct cn_hook_reg {
@@ -91,6 +96,8 @@ struct cn_session {
     unsigned retry_after; /* Retry-After of a 503 (0 = 1 second) */
     bool background;      /* no client: a background revalidation */
     int stale_policy;     /* hooks: -1 refuse stale, 0 default, 1 allow */
+    int cache_override;   /* cairn_resp_set_cache: 0 none, 1 store, -1 never store */
+    int64_t cache_ttl;    /* cairn_resp_set_cache TTL, -1 = the response's own */
 };
 
 /** The cn_http_handler_t for client-facing listeners (ctx is the worker). */
@@ -124,6 +131,10 @@ cairn_action_t cn_hooks_upstream_response(cn_session_t *s);
 cairn_action_t cn_hooks_response(cn_session_t *s);
 cairn_action_t cn_hooks_request_body(cn_session_t *s, cairn_iov_t data, bool eos);
 cairn_action_t cn_hooks_response_body(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos);
+/** cache_key: returns the (maybe changed) key text. */
+void cn_hooks_cache_key(cn_session_t *s, struct cairn_cache_key *key);
+/** cache_hit_filter: true when a hook asked to revalidate instead of serving. */
+bool cn_hooks_cache_hit(cn_session_t *s, cairn_cache_meta_t *m);
 /** fail_to_proxy: may change *status; CAIRN_RESPONDED when a hook wrote the response. */
 cairn_action_t cn_hooks_fail(cn_session_t *s, cairn_err_t err, unsigned *status);
 /** logging (reverse order) then ctx_dispose, exactly once. */
@@ -133,6 +144,8 @@ void cn_hooks_end(cn_session_t *s);
 /** First route matching the request, or NULL. */
 const cn_conf_route_t *cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req,
                                       const char *listener);
+/** True when @ss (a client address) is inside one of the @n CIDR ranges. */
+bool cn_route_addr_in(const cn_conf_cidr_t *cidrs, size_t n, const struct sockaddr_storage *ss);
 /** Applies add/set/remove rules to @h. */
 void cn_route_apply_headers(const cn_conf_header_rules_t *rules, cn_headers_t *h);
 

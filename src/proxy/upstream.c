@@ -269,36 +269,12 @@ strip_hop_by_hop(cn_headers_t *h)
     h->n = w;
 }
 
-static bool
-client_is_trusted(const cn_config_t *cfg, const struct sockaddr_storage *ss)
-{
-    for (size_t i = 0; i < cfg->server.n_trusted_proxies; i++) {
-        const cn_conf_cidr_t *c = &cfg->server.trusted_proxies[i];
-        const uint8_t *a;
-        if (ss->ss_family != c->family)
-            continue;
-        if (ss->ss_family == AF_INET)
-            a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
-        else
-            a = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-        unsigned bits = c->prefix, k = 0;
-        bool ok = true;
-        for (; bits >= 8 && ok; bits -= 8, k++)
-            ok = a[k] == c->addr[k];
-        if (ok && bits > 0) {
-            uint8_t mask = (uint8_t)(0xff << (8 - bits));
-            ok = (a[k] & mask) == (c->addr[k] & mask);
-        }
-        if (ok)
-            return true;
-    }
-    return false;
-}
-
 static void
 add_forwarded(cn_session_t *s, cn_headers_t *h, cairn_iov_t orig_host)
 {
-    bool trusted = s->ds != NULL && client_is_trusted(s->cfg, s->ds->client_addr);
+    bool trusted =
+        s->ds != NULL && cn_route_addr_in(s->cfg->server.trusted_proxies,
+                                          s->cfg->server.n_trusted_proxies, s->ds->client_addr);
     cairn_iov_t client = cn_iov_cstr(s->client);
     if (s->background)
         return; /* a background revalidation forwards no client */
