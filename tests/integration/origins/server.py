@@ -655,11 +655,14 @@ class Numbered(Behaviour):
 class Stream(Behaviour):
     """Waits delay_headers seconds, sends the head (@headers plus Content-Length, or chunked
     framing), then @body in chunk_size pieces with chunk_delay seconds between them. With
-    abort_after=N the connection is reset (rst=True) or closed after N body bytes. Records
+    abort_after=N the connection is reset (rst=True) or closed after N body bytes. With
+    first_chunk=N the first piece is N bytes (the rest chunk_size each). Records
     time.monotonic() per request in .head_times, .first_body_times and .done_times."""
 
     def __init__(self, body, headers=None, delay_headers=0.0, chunk_size=65536,
-                 chunk_delay=0.0, chunked=False, abort_after=None, rst=True, status=200):
+                 chunk_delay=0.0, chunked=False, abort_after=None, rst=True, status=200,
+                 first_chunk=None):
+        self.first_chunk = first_chunk
         self.body = body.encode() if isinstance(body, str) else body
         self.headers = dict(headers or {})
         self.delay_headers, self.chunk_size, self.chunk_delay = delay_headers, chunk_size, chunk_delay
@@ -691,7 +694,8 @@ class Stream(Behaviour):
         while sent < limit:
             if sent and origin.sleep(self.chunk_delay):
                 return False
-            piece = body[sent:min(sent + self.chunk_size, limit)]
+            size = self.first_chunk if (sent == 0 and self.first_chunk) else self.chunk_size
+            piece = body[sent:min(sent + size, limit)]
             if sent == 0:
                 self.first_body_times.append(time.monotonic())
             sock.sendall((b"%x\r\n" % len(piece) + piece + b"\r\n") if self.chunked else piece)
