@@ -123,3 +123,12 @@ def test_body_that_looks_like_a_request_is_not_split(srv, o, framing):
     assert [q.target for q in seen] == ["/outer", "/after"], \
         f"origin saw {[q.target for q in seen]}: a request body was parsed as a request"
     assert seen[0].body == inner, seen[0].body
+
+
+def test_large_response_header_within_buffer(cairn, origin):
+    from origins import HugeHeaders
+    org = origin({"/h": HugeHeaders(size=30000, count=1)})
+    c = cairn(proxy_config(org))
+    r = get(c.port, "/h")
+    assert r.status == 200 and r.body == b"ok\n", r
+    assert r.header("X-Huge-0") == "h" * 30000, "a 30 KB response header (buffer_size 64KiB) was mangled"
