@@ -43,3 +43,13 @@ def test_valid_request_accepted(srv, name):
         assert r.status == 200 and r.body == b"valid\n", f"{name}: valid request refused: {r}"
         r2 = c.read_response()
         assert r2.status == 200 and r2.body == b"valid\n", f"{name}: connection out of sync: {r2}"
+
+
+def test_h2c_upgrade_ignored(srv):
+    with RawConn(srv.port, timeout=4) as c:
+        c.send(b"GET /v HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+               b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"valid\n" and r.version == "HTTP/1.1", \
+            f"an h2c upgrade offer must be ignored by an HTTP/1.1-only listener: {r}"
+        assert c.request("GET", "/v").status == 200
