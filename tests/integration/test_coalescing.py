@@ -529,6 +529,8 @@ def test_hit_for_pass(cairn, origin):
         assert cl.status == 200 and cl.digest == st.sha256, cl
         assert cl.header("Cache-Status") == "cairn; fwd=uri-miss; fwd-status=200; detail=hit-for-pass", \
             cl.header("Cache-Status")
+    cache = [e["cache"] for e in wait_log(c, "/hfp", 9)]
+    assert cache[4:] == ["PASS"] * 5, f"access log cache field of the hit-for-pass requests: {cache}"
 
 
 def test_three_keys_in_parallel(cairn, origin):
