@@ -311,6 +311,41 @@ check_update(cn_arena_t *arena, const cn_headers_t *stored, const cn_headers_t *
     CHECK(cn_policy_head_update(200, stored, -1, update) <= CN_POLICY_HEAD_INVALIDATE);
 }
 
+static size_t
+count_lines(const cn_headers_t *h, cairn_iov_t name)
+{
+    size_t n = 0;
+    for (ssize_t i = cn_headers_find(h, name, -1); i >= 0; i = cn_headers_find(h, name, i))
+        n++;
+    return n;
+}
+
+/* §4.3.1 / §4.3.2 helpers: the request's conditionals against the response as stored. */
+static void
+check_validation(cn_arena_t *arena, const cn_http_req_t *req, const cn_headers_t *stored,
+                 int64_t response_time)
+{
+    cn_cond_result_t r = cn_policy_conditional(req->method, &req->headers, stored, response_time);
+    CHECK(r == CN_COND_PROCEED || r == CN_COND_NOT_MODIFIED);
+    if (!cn_policy_method_is_safe(req->method) || cn_iov_eq(req->method, CAIRN_IOV_LIT("OPTIONS")))
+        CHECK(r == CN_COND_PROCEED);
+
+    cn_headers_t fwd;
+    cn_headers_init(&fwd, arena);
+    for (size_t i = 0; i < req->headers.n; i++)
+        cn_headers_add(&fwd, req->headers.items[i].name, req->headers.items[i].value);
+    bool etag = cn_headers_get(stored, CAIRN_IOV_LIT("ETag")) != NULL;
+    bool lm = cn_headers_get(stored, CAIRN_IOV_LIT("Last-Modified")) != NULL;
+    bool added = cn_policy_add_validators(&fwd, stored);
+    CHECK(added == (etag || lm));
+    if (added) {
+        CHECK(count_lines(&fwd, CAIRN_IOV_LIT("If-None-Match")) == etag);
+        CHECK(count_lines(&fwd, CAIRN_IOV_LIT("If-Modified-Since")) == lm);
+    } else {
+        CHECK(fwd.n == req->headers.n);
+    }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -406,6 +441,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(n < 2 || !cn_iov_eq(targets[0], targets[1]));
     }
 
+    check_validation(&arena, &hreq, &resp, response_time);
     check_update(&arena, &resp, &hreq.headers, &req_cc, response_time);
     size_t before = resp.n;
     size_t removed = cn_policy_strip_for_storage(&resp, &resp_cc);

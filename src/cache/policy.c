@@ -529,6 +529,60 @@ cn_policy_stale_if_error(const cn_policy_meta_t *m, const cn_cc_t *req_cc, int64
     return req_cc && req_cc->stale_if_error >= 0 && staleness <= req_cc->stale_if_error;
 }
 
+/* ---- Validation ---- */
+
+#define COND_LINES_MAX 16
+
+bool
+cn_policy_add_validators(cn_headers_t *fwd, const cn_headers_t *stored)
+{
+    const cairn_iov_t *etag = cn_headers_get(stored, LIT("ETag"));
+    const cairn_iov_t *lm = cn_headers_get(stored, LIT("Last-Modified"));
+    if (!etag && !lm)
+        return false;
+    cn_headers_remove(fwd, LIT("If-None-Match"));
+    cn_headers_remove(fwd, LIT("If-Modified-Since"));
+    if (etag)
+        cn_headers_add(fwd, LIT("If-None-Match"), cn_iov_trim(*etag));
+    if (lm)
+        cn_headers_add(fwd, LIT("If-Modified-Since"), cn_iov_trim(*lm));
+    return true;
+}
+
+cn_cond_result_t
+cn_policy_conditional(cairn_iov_t method, const cn_headers_t *req, const cn_headers_t *stored,
+                      int64_t response_time)
+{
+    cn_header_t items[COND_LINES_MAX];
+    cn_headers_t view = {items, 0, COND_LINES_MAX, NULL};
+    cn_validators_t v;
+    int64_t lm;
+
+    if (!cn_iov_eq(method, LIT("GET")) && !cn_iov_eq(method, LIT("HEAD")))
+        return CN_COND_PROCEED;
+    /* Only the fields that apply to a cache: a view without If-Match / If-Unmodified-Since. */
+    for (size_t i = 0; i < req->n; i++) {
+        cairn_iov_t name = req->items[i].name;
+        if (!cn_iov_ieq(name, LIT("If-None-Match")) && !cn_iov_ieq(name, LIT("If-Modified-Since")))
+            continue;
+        if (view.n == COND_LINES_MAX)
+            return CN_COND_PROCEED;
+        items[view.n++] = req->items[i];
+    }
+    if (view.n == 0)
+        return CN_COND_PROCEED;
+    memset(&v, 0, sizeof(v));
+    v.exists = true;
+    const cairn_iov_t *etag = cn_headers_get(stored, LIT("ETag"));
+    if (etag)
+        v.etag = cn_iov_trim(*etag);
+    if (!field_date(stored, LIT("Last-Modified"), &lm) && !field_date(stored, LIT("Date"), &lm))
+        lm = response_time;
+    v.last_modified = (time_t)lm;
+    return cn_cond_evaluate(method, &view, &v) == CN_COND_NOT_MODIFIED ? CN_COND_NOT_MODIFIED
+                                                                       : CN_COND_PROCEED;
+}
+
 /* ---- Updating stored responses ---- */
 
 enum etag_state { ETAG_NONE, ETAG_OK, ETAG_BAD };

@@ -15,6 +15,7 @@
 #include "core/arena.h"
 #include "core/types.h"
 #include "http/cache_control.h"
+#include "http/conditional.h"
 #include "http/headers.h"
 #include "http/msg.h"
 
@@ -239,6 +240,32 @@ const char *cn_policy_fresh_fwd(cn_policy_fresh_t r);
  * response's stale-if-error or the request's stale-if-error (either grants it).
  */
 bool cn_policy_stale_if_error(const cn_policy_meta_t *m, const cn_cc_t *req_cc, int64_t now);
+
+/* ---- Validation (§4.3.1, §4.3.2) ---- */
+
+/**
+ * §4.3.1: makes the forwarded request @fwd a validation request for the stored response
+ * @stored: removes the client's If-None-Match and If-Modified-Since (evaluate those with
+ * cn_policy_conditional against the result), then adds If-None-Match with the stored ETag
+ * and If-Modified-Since with the stored Last-Modified, when present. Returns false (and
+ * changes nothing) when @stored has neither validator: fetch unconditionally then. The
+ * values are borrowed from @stored, which must outlive @fwd's use (hold the object's
+ * reference until the request is sent).
+ */
+bool cn_policy_add_validators(cn_headers_t *fwd, const cn_headers_t *stored);
+
+/**
+ * §4.3.2: evaluates a client's conditional request against the stored response @stored that
+ * the cache is about to serve (fresh, allowed stale, or just validated), with
+ * cn_cond_evaluate. Only If-None-Match and If-Modified-Since are evaluated, only for GET
+ * and HEAD (If-Match and If-Unmodified-Since are for the origin, If-Range is
+ * cn_cond_if_range's); If-None-Match takes precedence. Without a stored Last-Modified,
+ * If-Modified-Since compares with the stored Date, or else @response_time. Returns
+ * CN_COND_NOT_MODIFIED (answer 304 from the cache) or CN_COND_PROCEED (answer in full). A
+ * request with more than 16 such field lines is answered in full.
+ */
+cn_cond_result_t cn_policy_conditional(cairn_iov_t method, const cn_headers_t *req,
+                                       const cn_headers_t *stored, int64_t response_time);
 
 /* ---- Updating stored responses (§4.3.4, §4.3.5) ---- */
 

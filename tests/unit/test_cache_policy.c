@@ -946,6 +946,149 @@ test_update_headers(void **state)
     cn_arena_fini(&small);
 }
 
+/* ---- §4.3.1 / §4.3.2 validation ---- */
+
+static void
+test_add_validators(void **state)
+{
+    struct fixture *f = *state;
+    cn_headers_t fwd, stored;
+    const char *client[] = {"Host: example.com", "If-None-Match: \"zzz\"",
+                            "If-Modified-Since: " D_M100, NULL};
+    const char *s1[] = {"ETag: W/\"a\"", "Last-Modified: " D_M1000, "Date: " D0, NULL};
+    const char *s2[] = {"Date: " D0, NULL};
+    /* §4.3.1: send the stored validators instead of the client's */
+    load(&fwd, &f->arena, client);
+    load(&stored, &f->arena, s1);
+    assert_true(cn_policy_add_validators(&fwd, &stored));
+    assert_string_equal(dump(&fwd), "Host: example.com\n"
+                                    "If-None-Match: W/\"a\"\n"
+                                    "If-Modified-Since: " D_M1000 "\n");
+    /* Nothing to validate with: unchanged. */
+    load(&fwd, &f->arena, client);
+    load(&stored, &f->arena, s2);
+    assert_false(cn_policy_add_validators(&fwd, &stored));
+    assert_int_equal(fwd.n, 3);
+}
+
+struct cond_case {
+    const char *ref;
+    const char *method;
+    const char *req[MAX_H];
+    const char *stored[MAX_H];
+    cn_cond_result_t expect;
+};
+
+/* The stored response was received at T + 5. */
+static const struct cond_case cond_cases[] = {
+    {"§4.3.2 If-None-Match matches",
+     "GET",
+     {"If-None-Match: \"a\""},
+     {"ETag: \"a\""},
+     CN_COND_NOT_MODIFIED},
+    {"§4.3.2 weak comparison",
+     "GET",
+     {"If-None-Match: W/\"a\""},
+     {"ETag: \"a\""},
+     CN_COND_NOT_MODIFIED},
+    {"§4.3.2 If-None-Match differs",
+     "GET",
+     {"If-None-Match: \"b\""},
+     {"ETag: \"a\""},
+     CN_COND_PROCEED},
+    {"§4.3.2 If-None-Match: *",
+     "GET",
+     {"If-None-Match: *"},
+     {"Content-Type: a/b"},
+     CN_COND_NOT_MODIFIED},
+    {"§4.3.2 If-None-Match takes precedence",
+     "GET",
+     {"If-None-Match: \"b\"", "If-Modified-Since: " D0},
+     {"ETag: \"a\"", "Last-Modified: " D_M1000},
+     CN_COND_PROCEED},
+    {"§4.3.2 If-Modified-Since not modified",
+     "GET",
+     {"If-Modified-Since: " D_M100},
+     {"Last-Modified: " D_M1000},
+     CN_COND_NOT_MODIFIED},
+    {"§4.3.2 If-Modified-Since modified",
+     "GET",
+     {"If-Modified-Since: " D_M1000},
+     {"Last-Modified: " D_M100},
+     CN_COND_PROCEED},
+    {"§4.3.2 no Last-Modified: stored Date",
+     "GET",
+     {"If-Modified-Since: " D0},
+     {"Date: " D0},
+     CN_COND_NOT_MODIFIED},
+    {"§4.3.2 no Last-Modified: stored Date, older",
+     "GET",
+     {"If-Modified-Since: " D_M100},
+     {"Date: " D0},
+     CN_COND_PROCEED},
+    {"§4.3.2 no Last-Modified nor Date: response time",
+     "GET",
+     {"If-Modified-Since: " D_P5},
+     {"Content-Type: a/b"},
+     CN_COND_NOT_MODIFIED},
+    {"§4.3.2 no Last-Modified nor Date: response time, older",
+     "GET",
+     {"If-Modified-Since: " D0},
+     {"Content-Type: a/b"},
+     CN_COND_PROCEED},
+    {"§4.3.2 If-Match is not for a cache",
+     "GET",
+     {"If-Match: \"x\""},
+     {"ETag: \"a\""},
+     CN_COND_PROCEED},
+    {"§4.3.2 If-Match ignored, If-None-Match used",
+     "GET",
+     {"If-Match: \"x\"", "If-None-Match: \"a\""},
+     {"ETag: \"a\""},
+     CN_COND_NOT_MODIFIED},
+    {"§4.3.2 If-Unmodified-Since ignored",
+     "GET",
+     {"If-Unmodified-Since: " D_M10D, "If-Modified-Since: " D0},
+     {"Last-Modified: " D_M1000},
+     CN_COND_NOT_MODIFIED},
+    {"§4.3.2 HEAD", "HEAD", {"If-None-Match: \"a\""}, {"ETag: \"a\""}, CN_COND_NOT_MODIFIED},
+    {"§4.3.2 not GET/HEAD", "POST", {"If-None-Match: \"a\""}, {"ETag: \"a\""}, CN_COND_PROCEED},
+    {"§4.3.2 no conditionals", "GET", {"Accept: */*"}, {"ETag: \"a\""}, CN_COND_PROCEED},
+};
+
+static void
+test_conditional_table(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t i = 0; i < sizeof(cond_cases) / sizeof(cond_cases[0]); i++) {
+        const struct cond_case *c = &cond_cases[i];
+        cn_headers_t req, stored;
+        load(&req, &f->arena, c->req);
+        load(&stored, &f->arena, c->stored);
+        cn_cond_result_t got = cn_policy_conditional(cn_iov_cstr(c->method), &req, &stored, T + 5);
+        if (got != c->expect)
+            fail_msg("%s: got %d, want %d", c->ref, (int)got, (int)c->expect);
+    }
+}
+
+static void
+test_conditional_many_lines(void **state)
+{
+    struct fixture *f = *state;
+    cn_headers_t req, stored;
+    const char *s1[] = {"ETag: \"a\"", NULL};
+    load(&stored, &f->arena, s1);
+    cn_headers_init(&req, &f->arena);
+    for (int i = 0; i < 16; i++)
+        cn_headers_add(&req, CAIRN_IOV_LIT("If-None-Match"), CAIRN_IOV_LIT("\"a\""));
+    assert_int_equal(cn_policy_conditional(CAIRN_IOV_LIT("GET"), &req, &stored, T),
+                     CN_COND_NOT_MODIFIED);
+    /* Past the bound the request is answered in full, which is always correct. */
+    cn_headers_add(&req, CAIRN_IOV_LIT("If-None-Match"), CAIRN_IOV_LIT("\"a\""));
+    assert_int_equal(cn_policy_conditional(CAIRN_IOV_LIT("GET"), &req, &stored, T),
+                     CN_COND_PROCEED);
+}
+
 struct head_case {
     const char *ref;
     unsigned status;
@@ -1301,6 +1444,9 @@ main(void)
         T_(test_freshness_pragma_and_fwd),
         T_(test_stale_if_error_table),
         T_(test_304_match_table),
+        T_(test_add_validators),
+        T_(test_conditional_table),
+        T_(test_conditional_many_lines),
         T_(test_update_headers),
         T_(test_head_table),
         T_(test_invalidates_table),
