@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from helpers import RawConn, get, static_route
+from helpers import get, static_route
 from origins import Echo
 from test_h1_bad_requests import load_corpus
 from test_h1_valid_requests import VALID

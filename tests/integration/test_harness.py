@@ -1,12 +1,11 @@
 """Self-tests of the test harness (helpers + origins) without cairn: if these fail, the
 other failures are not cairn's fault."""
 import hashlib
-import socket
 import time
 
 import pytest
 
-from helpers import ConnectionClosed, RawConn, c_unescape, get, parse_responses, to_yaml
+from helpers import ConnectionClosed, RawConn, c_unescape, parse_responses, to_yaml
 from origins import BadFraming, Blob, Chunked, Echo, Normal, Reset, Slow, Truncated
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from helpers import RawConn, get, proxy_config
+from helpers import get, proxy_config
 from origins import Normal
 
 

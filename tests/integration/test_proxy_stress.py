@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from helpers import ConnectionClosed, RawConn, get, proxy_config
+from helpers import RawConn, get, proxy_config
 from origins import Blob, Echo, Normal, Origin, Slow
 
 BIG = Blob(4 << 20, seed=21)
