@@ -37,7 +37,30 @@ def http_date(t):
 
 
 NOW = time.time()
-DATE_NOW = http_date(NOW)
+
+
+class Rel:
+    """A date header value @offset seconds from the moment the shared cairn starts (resolved by
+    the `env` fixture, so a long test session before this module does not age the Dates)."""
+
+    def __init__(self, offset=0):
+        self.offset = offset
+
+
+DATE_NOW = Rel(0)
+
+
+def resolve_dates(behaviours, now):
+    for b in behaviours:
+        if hasattr(b, "behaviours"):
+            resolve_dates(b.behaviours, now)
+        hs = getattr(b, "headers", None)
+        if isinstance(hs, dict):
+            for k, v in hs.items():
+                if isinstance(v, Rel):
+                    hs[k] = http_date(now + v.offset)
+        elif isinstance(hs, list):
+            b.headers = [(k, http_date(now + v.offset) if isinstance(v, Rel) else v) for k, v in hs]
 
 HIT_RE = re.compile(r"^cairn; hit; ttl=(-?\d+)$")
 REVAL_RE = re.compile(r"^cairn; fwd=stale; fwd-status=304; ttl=(-?\d+)$")
@@ -78,15 +101,15 @@ STORE_CASES = [
      True, None),
     ("cdn-cc-no-store", 200, {"Cache-Control": "max-age=60", "CDN-Cache-Control": "no-store"}, {},
      False, "no-store"),
-    ("expires-minus-date", 200, {"Date": DATE_NOW, "Expires": http_date(NOW + 3600)}, {}, True, None),
+    ("expires-minus-date", 200, {"Date": DATE_NOW, "Expires": Rel(3600)}, {}, True, None),
     ("max-age-over-expires", 200, {"Cache-Control": "max-age=60", "Date": DATE_NOW,
-                                   "Expires": http_date(NOW - 3600)}, {}, True, None),
-    ("heuristic-200", 200, {"Date": DATE_NOW, "Last-Modified": http_date(NOW - 10000)}, {}, True, None),
-    ("heuristic-404", 404, {"Date": DATE_NOW, "Last-Modified": http_date(NOW - 10000)}, {}, True, None),
+                                   "Expires": Rel(-3600)}, {}, True, None),
+    ("heuristic-200", 200, {"Date": DATE_NOW, "Last-Modified": Rel(-10000)}, {}, True, None),
+    ("heuristic-404", 404, {"Date": DATE_NOW, "Last-Modified": Rel(-10000)}, {}, True, None),
     ("explicit-404", 404, {"Cache-Control": "max-age=60"}, {}, True, None),
     ("explicit-500", 500, {"Cache-Control": "max-age=60"}, {}, True, None),
     # 201 is not heuristically cacheable: either reason describes it
-    ("heuristic-not-for-201", 201, {"Date": DATE_NOW, "Last-Modified": http_date(NOW - 10000)}, {},
+    ("heuristic-not-for-201", 201, {"Date": DATE_NOW, "Last-Modified": Rel(-10000)}, {},
      False, ("no-freshness", "status")),
     ("no-store", 200, {"Cache-Control": "no-store, max-age=60"}, {}, False, "no-store"),
     ("private", 200, {"Cache-Control": "private, max-age=60"}, {}, False, "private"),
@@ -119,7 +142,7 @@ ROUTES.update({
     "/too-large": Normal(200, BIG, headers={"Cache-Control": "max-age=60"},
                          content_type="application/octet-stream"),
     "/heuristic-cap": Normal(200, b"old\n", headers={"Date": DATE_NOW,
-                                                      "Last-Modified": http_date(NOW - 100 * 86400)}),
+                                                      "Last-Modified": Rel(-100 * 86400)}),
     "/origin-age": Normal(200, b"aged at origin\n", headers={"Cache-Control": "max-age=60", "Age": "30"}),
     "/invalid-expires": Numbered({"Date": DATE_NOW, "Expires": "0"}),
     "/invalid-expires-etag": Numbered({"Date": DATE_NOW, "Expires": "yesterday", "ETag": '"ie"'}),
@@ -189,6 +212,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(cairn_module):
+    resolve_dates(ROUTES.values(), time.time())
     org = Origin(ROUTES).start()
     down = Origin({DOWN_PATH: Normal(200, b"sie down\n",
                                      headers={"Cache-Control": "max-age=1, stale-if-error=60"})}).start()
