@@ -312,74 +312,87 @@ secret_key(const char *key, size_t n, const char *parent)
     return n == 3 && memcmp(key, "key", 3) == 0 && strcmp(parent, "tls") == 0;
 }
 
+/* One line of block-style YAML: "  key: value" or "  - key: value". */
+struct yaml_line {
+    int indent;      /* spaces before the text */
+    const char *key; /* NULL when the line holds no "key:" */
+    size_t key_len;
+    int key_col;       /* column of the key (after any "- ") */
+    const char *value; /* after ": ", up to the end of the line */
+    size_t value_len;
+};
+
+static void
+yaml_line(const char *p, const char *eol, struct yaml_line *l)
+{
+    const char *q = p;
+    memset(l, 0, sizeof(*l));
+    while (q < eol && *q == ' ')
+        q++;
+    l->indent = (int)(q - p);
+    if (q + 1 < eol && q[0] == '-' && q[1] == ' ')
+        q += 2;
+    const char *k = q;
+    while (q < eol && (isalnum((unsigned char)*q) || *q == '_' || *q == '-'))
+        q++;
+    if (q == k || q >= eol || *q != ':' || (q + 1 < eol && q[1] != ' '))
+        return;
+    l->key = k;
+    l->key_len = (size_t)(q - k);
+    l->key_col = (int)(k - p);
+    for (q++; q < eol && *q == ' '; q++)
+        ;
+    l->value = q;
+    l->value_len = (size_t)(eol - q);
+}
+
 /* Rewrites the YAML that cn_config_dump() wrote (block style, one key per line) into @out,
  * replacing the value of every secret key. The contents of block scalars are copied
- * untouched, or dropped when the key is secret. */
+ * untouched, or dropped when their key is secret. */
 static void
 redact_yaml(const char *text, size_t len, cn_buf_t *out)
 {
-    char parents[8][64] = {{0}};
-    int pind[8] = {0};
-    int depth = 0, block_indent = -1;
+    char parents[8][32] = {{0}}; /* keys of the enclosing mappings, with their columns */
+    int parent_col[8] = {0};
+    int depth = 0, block_col = -1;
     bool block_secret = false;
-    const char *p = text, *end = text + len;
-    while (p < end) {
+    for (const char *p = text, *end = text + len, *next; p < end; p = next) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *next = eol ? eol + 1 : end;
-        const char *q = p;
-        while (q < next && *q == ' ')
-            q++;
-        int indent = (int)(q - p);
-        bool blank = q >= next || *q == '\n';
-        if (block_indent >= 0 && (blank || indent > block_indent)) {
+        eol = eol ? eol : end;
+        next = eol < end ? eol + 1 : end;
+        struct yaml_line l;
+        yaml_line(p, eol, &l);
+        bool blank = l.indent == eol - p;
+        if (block_col >= 0 && (blank || l.indent > block_col)) {
             if (!block_secret)
                 cn_buf_append(out, p, (size_t)(next - p));
-            p = next;
             continue;
         }
-        block_indent = -1;
-        if (q + 1 < next && q[0] == '-' && q[1] == ' ')
-            q += 2;
-        const char *k = q;
-        while (q < next && (isalnum((unsigned char)*q) || *q == '_' || *q == '-'))
-            q++;
-        bool is_key =
-            q > k && q < next && *q == ':' && (q + 1 == next || q[1] == ' ' || q[1] == '\n');
-        if (!is_key || *k == '#') {
+        block_col = -1;
+        if (l.key == NULL) {
             cn_buf_append(out, p, (size_t)(next - p));
-            p = next;
             continue;
         }
-        int keycol = (int)(k - p);
-        while (depth > 0 && pind[depth - 1] >= keycol)
+        while (depth > 0 && parent_col[depth - 1] >= l.key_col)
             depth--;
-        const char *parent = depth > 0 ? parents[depth - 1] : "";
-        bool secret = secret_key(k, (size_t)(q - k), parent);
-        const char *v = q + 1;
-        while (v < next && *v == ' ')
-            v++;
-        const char *vend = eol ? eol : end;
-        bool has_value = v < vend && !(vend - v == 4 && memcmp(v, "null", 4) == 0);
-        bool block = v < vend && (*v == '|' || *v == '>');
-        if (!has_value && depth < 8) {
-            size_t kn = CN_MIN((size_t)(q - k), sizeof(parents[0]) - 1);
-            memcpy(parents[depth], k, kn);
-            parents[depth][kn] = '\0';
-            pind[depth++] = keycol;
+        bool secret = secret_key(l.key, l.key_len, depth > 0 ? parents[depth - 1] : "");
+        bool has_value = l.value_len > 0 && !(l.value_len == 4 && !memcmp(l.value, "null", 4));
+        if (l.value_len == 0 && depth < 8) {
+            snprintf(parents[depth], sizeof(parents[0]), "%.*s", (int)l.key_len, l.key);
+            parent_col[depth++] = l.key_col;
         }
-        if (block) {
-            block_indent = keycol;
+        if (has_value && (l.value[0] == '|' || l.value[0] == '>')) {
+            block_col = l.key_col;
             block_secret = secret;
         }
-        if (secret && has_value) {
-            cn_buf_append(out, p, (size_t)(q + 1 - p));
-            cn_buf_append(out, " \"", 2);
-            cn_buf_append(out, redacted, sizeof(redacted) - 1);
-            cn_buf_append(out, "\"\n", 2);
-        } else {
+        if (!secret || !has_value) {
             cn_buf_append(out, p, (size_t)(next - p));
+            continue;
         }
-        p = next;
+        cn_buf_append(out, p, (size_t)(l.value - p));
+        cn_buf_append(out, "\"", 1);
+        cn_buf_append(out, redacted, sizeof(redacted) - 1);
+        cn_buf_append(out, "\"\n", 2);
     }
 }
 

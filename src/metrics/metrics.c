@@ -36,8 +36,9 @@ _Static_assert(CN_ARRAY_LEN(code_values) == N_CODES + 6, "code table");
 
 static const char *const tier_values[] = {"memory"};
 static const char *const lookup_values[] = {"hit", "miss"};
-static const char *const cache_status_values[] = {"hit",         "stale",  "miss", "expired",
-                                                  "revalidated", "bypass", "other"};
+static const char *const cache_status_values[] = {"hit",         "stale",     "miss", "expired",
+                                                  "revalidated", "coalesced", "pass", "error",
+                                                  "bypass",      "other"};
 static const char *const err_kind_values[] = {"connect", "timeout", "protocol", "closed", "other"};
 static const char *const queue_outcome_values[] = {"admitted", "timeout", "gone"};
 static const char *const conn_state_values[] = {"active", "idle"};

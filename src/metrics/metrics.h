@@ -61,7 +61,10 @@ typedef enum cn_metrics_cache_status {
     CN_METRICS_CS_MISS,
     CN_METRICS_CS_EXPIRED,
     CN_METRICS_CS_REVALIDATED,
-    CN_METRICS_CS_BYPASS, /* not looked up (method, no-store, no cache) */
+    CN_METRICS_CS_COALESCED, /* served from another request's fill of the same key */
+    CN_METRICS_CS_PASS,      /* hit-for-pass: known uncacheable, fetched alone */
+    CN_METRICS_CS_ERROR,     /* the tier failed; proxied uncached */
+    CN_METRICS_CS_BYPASS,    /* not looked up (method, no-store, no cache) */
     CN_METRICS_CS_OTHER,
 } cn_metrics_cache_status_t;
 

