@@ -343,7 +343,9 @@ cn_cache_storable(const cn_http_req_t *req, unsigned status, const cn_headers_t 
         *why = "method";
         return false;
     }
-    if (status == 206 || status < 200 || status >= 600) {
+    /* RFC 6585 §3-§6: 428, 429, 431 and 511 MUST NOT be stored. */
+    if (status == 206 || status < 200 || status >= 600 || status == 428 || status == 429 ||
+        status == 431 || status == 511) {
         *why = "status";
         return false;
     }

@@ -977,6 +977,7 @@ cn_cached_start(cn_session_t *s)
     }
     if (m != CN_METHOD_GET && m != CN_METHOD_HEAD) {
         cc->outcome = OUT_BYPASS;
+        s->cache_status = "PASS";
         cc->invalidate = !cn_cache_method_is_safe(s->req->method);
         cn_action_proxy(s);
         return;
@@ -1158,6 +1159,15 @@ cn_cached_upstream_head(cn_session_t *s)
             cn_fill_mark_pass(cn_server_fills(s->w->srv), &cc->key,
                               s->route->cache->hit_for_pass_ms);
         finish_fill(cc, cc->leading && status >= 500 ? CN_FILL_FAILED : CN_FILL_PASS);
+        return cc->detached ? CN_CACHED_ABANDON : CN_CACHED_STREAM;
+    }
+    if (cn_cache_fault("insert")) {
+        /* The tier refuses stores: say so now rather than claim "stored" in the head. */
+        CN_LOG_WARN(s->id, "cache %s: store failed; the response is still served",
+                    cn_cache_name(cc->cache));
+        cc->detail = "tier-error";
+        s->cache_status = "ERROR";
+        finish_fill(cc, CN_FILL_PASS);
         return cc->detached ? CN_CACHED_ABANDON : CN_CACHED_STREAM;
     }
     if (s->resp.content_length > 0 &&
