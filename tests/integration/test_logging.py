@@ -249,3 +249,15 @@ def test_access_log_exactly_once_per_request(cairn, origin):
         f"{len(entries)} access-log lines for {len(expected)} requests: {got}"
     assert ("/big", 499) in got or any(p == "/big" and st != 200 for p, st in got), \
         f"an aborted response was logged as complete: {got}"
+
+
+def test_access_log_duration_measures_the_exchange(cairn, origin):
+    from helpers import proxy_config
+    from origins import Slow
+    org = origin({"/slow": Slow(delay_headers=0.5, body=b"s\n")})
+    c = cairn(proxy_config(org))
+    assert get(c.port, "/slow").status == 200
+    stop_ok(c)
+    (e,) = json_lines(c.stdout_text())
+    assert 450 <= e["duration_ms"] <= 3000, f"duration_ms {e['duration_ms']} for a 0.5 s exchange"
+    assert e["bytes"] >= 2, e
