@@ -204,3 +204,12 @@ def test_host_list(cairn):
     assert get(c.port, "/", host="a.test").body == b"multi\n"
     assert get(c.port, "/", host="b.test").body == b"multi\n"
     assert get(c.port, "/", host="c.test").status == 404
+
+
+def test_redirect_consumes_request_body(srv):
+    with RawConn(srv.port) as c:
+        c.send(b"POST /old HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 302, r
+        r2 = c.read_response()
+        assert r2.status == 201 and r2.body == b"hello static\n", f"redirect did not consume the body: {r2}"
