@@ -227,3 +227,20 @@ def test_range_on_big_file(srv):
     data = FILES["big.bin"]
     r = get(srv.port, "/big.bin", headers={"Range": "bytes=100000-250000"})
     assert r.status == 206 and r.body == data[100000:250001], f"{r.status} {len(r.body)}"
+
+
+def test_directory_redirect_and_index(cairn, tmp_path):
+    root = tmp_path / "www"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "start.htm").write_bytes(b"docs start\n")
+    (root / "empty").mkdir()
+    c = cairn({"routes": [{"match": {"path_prefix": "/"},
+                           "files": {"root": str(root), "index": "start.htm"}}]})
+    r = get(c.port, "/docs?x=1")
+    assert r.status in (301, 308) and r.header("Location") == "/docs/?x=1", \
+        f"a directory without its slash should redirect to it, keeping the query: {r}"
+    r = get(c.port, "/docs/")
+    assert r.status == 200 and r.body == b"docs start\n", f"custom index not served: {r}"
+    r = get(c.port, "/empty/")
+    assert r.status in (403, 404), f"a directory without index must not be listed: {r}"
+    assert b"start.htm" not in r.body
