@@ -438,3 +438,25 @@ def test_many_reloads_then_clean_exit(cairn):
     assert get(c.port, "/").body == b"v10\n"
     assert "configuration reloaded (generation 11)" in c.stderr_text()
     assert c.stop() == 0
+
+
+def test_reload_renamed_listener(cairn):
+    """Same address, new name: the sockets stay, connections accepted afterwards carry the
+    new name (match.listener), earlier ones keep theirs."""
+    cfg = base_config()
+    cfg["listeners"][0]["name"] = "a"
+    cfg["routes"] = [{"match": {"listener": "a"}, "static": {"body": "a\n"}},
+                     {"match": {"path_prefix": "/"}, "static": {"body": "none\n"}}]
+    c = cairn(cfg)
+    early = RawConn(c.port, timeout=5)
+    assert early.request("GET", "/").body == b"a\n"
+    cfg["listeners"][0]["name"] = "b"
+    cfg["routes"][0]["match"]["listener"] = "b"
+    cfg["routes"][0]["static"]["body"] = "b\n"
+    rewrite(c, cfg)
+    reload(c)
+    assert get(c.port, "/").body == b"b\n"
+    assert early.request("GET", "/").body == b"none\n"  # accepted as "a"
+    early.close()
+    assert "no longer listening" not in c.stderr_text()
+    c.stop()
