@@ -456,7 +456,44 @@ find_listener(const cn_server_t *srv, const cn_conf_addr_t *a, const bool *taken
     return srv->n_listeners;
 }
 
-/* Fills @r's listener changes into srv->listeners for @cfg. Addresses already open keep
+/* Fills @r from the new table @tab (entries with ids from @first_new are new) and makes @tab
+ * the server's; old entries not @taken are removed. */
+static void
+commit_listeners(cn_server_t *srv, cn_srv_listener_t *tab, size_t n, const bool *taken,
+                 uint64_t first_new, cn_reload_t *r)
+{
+    r->add = cn_xcalloc(r->n_add + 1, sizeof(*r->add));
+    r->add_owner = cn_xcalloc(r->n_add + 1, sizeof(*r->add_owner));
+    r->keep = cn_xcalloc(n + 1, sizeof(*r->keep));
+    size_t a = 0;
+    for (size_t i = 0; i < n; i++) {
+        cn_srv_listener_t *l = &tab[i];
+        if (l->id < first_new) {
+            r->keep[r->n_keep++] = (cn_worker_listen_t){.id = l->id, .fd = -1, .name = l->name};
+            continue;
+        }
+        CN_LOG_NOTICE(0, "listening on %s", l->addr.text);
+        for (size_t k = 0; k < l->n_fds; k++, a++) {
+            r->add[a] = (cn_worker_listen_t){
+                .id = l->id, .fd = l->fds[k], .is_unix = l->is_unix, .name = l->name};
+            r->add_owner[a] = l->owner[k];
+        }
+    }
+    r->remove = cn_xcalloc(srv->n_listeners + 1, sizeof(*r->remove));
+    for (size_t j = 0; j < srv->n_listeners; j++) {
+        if (taken[j])
+            continue;
+        CN_LOG_NOTICE(0, "no longer listening on %s (its connections stay)",
+                      srv->listeners[j].addr.text);
+        r->remove[r->n_remove++] = srv->listeners[j].id;
+        listener_fini(&srv->listeners[j]);
+    }
+    cn_free(srv->listeners);
+    srv->listeners = tab;
+    srv->n_listeners = n;
+}
+
+/* Makes srv->listeners those of @cfg and records the changes in @r. Addresses already open keep
  * their sockets (never closed and rebound, so no connection is refused); new ones are bound
  * here, on the main thread; the others are closed by the workers. On failure nothing changed
  * and @err says why. */
@@ -493,35 +530,7 @@ reload_listeners(cn_server_t *srv, const cn_config_t *cfg, cn_reload_t *r, char 
         cn_free(taken);
         return e;
     }
-    r->add = cn_xcalloc(r->n_add + 1, sizeof(*r->add));
-    r->add_owner = cn_xcalloc(r->n_add + 1, sizeof(*r->add_owner));
-    r->keep = cn_xcalloc(n + 1, sizeof(*r->keep));
-    size_t a = 0;
-    for (size_t i = 0; i < n; i++) {
-        cn_srv_listener_t *l = &tab[i];
-        if (l->id < first_new) {
-            r->keep[r->n_keep++] = (cn_worker_listen_t){.id = l->id, .fd = -1, .name = l->name};
-            continue;
-        }
-        CN_LOG_NOTICE(0, "listening on %s", l->addr.text);
-        for (size_t k = 0; k < l->n_fds; k++, a++) {
-            r->add[a] = (cn_worker_listen_t){
-                .id = l->id, .fd = l->fds[k], .is_unix = l->is_unix, .name = l->name};
-            r->add_owner[a] = l->owner[k];
-        }
-    }
-    r->remove = cn_xcalloc(srv->n_listeners + 1, sizeof(*r->remove));
-    for (size_t j = 0; j < srv->n_listeners; j++) {
-        if (taken[j])
-            continue;
-        CN_LOG_NOTICE(0, "no longer listening on %s (its connections stay)",
-                      srv->listeners[j].addr.text);
-        r->remove[r->n_remove++] = srv->listeners[j].id;
-        listener_fini(&srv->listeners[j]);
-    }
-    cn_free(srv->listeners);
-    srv->listeners = tab;
-    srv->n_listeners = n;
+    commit_listeners(srv, tab, n, taken, first_new, r);
     cn_free(taken);
     return CAIRN_OK;
 }
