@@ -6,6 +6,7 @@
 #include "http1/http1.h"
 
 #include <stdio.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 
@@ -839,6 +840,19 @@ ds_abort(cn_http_ds_t *ds)
 
 /* ---- server-wide operations ------------------------------------------------------------ */
 
+/* True when a whole request head already waits in the kernel's buffer (sent before the
+ * drain began): that request is served. A partial head is not a request in flight. */
+static bool
+has_pending_request(cn_h1_conn_t *c)
+{
+    uv_os_fd_t fd;
+    char b[16384];
+    if (c->sock.rbuf.len > 0 || uv_fileno(&c->sock.u.handle, &fd) != 0)
+        return false;
+    ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 && memmem(b, (size_t)n, "\r\n\r\n", 4) != NULL;
+}
+
 void
 cn_h1_server_drain(cn_h1_server_t *srv)
 {
@@ -846,7 +860,9 @@ cn_h1_server_drain(cn_h1_server_t *srv)
     cn_h1_conn_t *c = srv->conns;
     while (c != NULL) {
         cn_h1_conn_t *next = c->next;
-        if (c->state == H1_HEAD && c->sock.rbuf.len == 0)
+        /* An idle connection closes now, unless its next request already arrived: that one
+         * is served (with Connection: close). */
+        if (c->state == H1_HEAD && !has_pending_request(c))
             conn_close(c, false);
         else
             c->keep_alive = 0;

@@ -12,7 +12,9 @@
 
 #include "proxy/cache_rules.h"
 #include "proxy/fill.h"
+#include "metrics/metrics.h"
 #include "proxy/limiter.h"
+#include "proxy/stats.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/str.h"
@@ -82,7 +84,9 @@ struct cn_cached {
     cn_slot_wait_t *slot_wait; /* queued for a fetch slot */
     bool slot_held;
     uv_timer_t *queue_timer;
-    bool detached; /* the leader's client left; the fetch goes on for the fill */
+    uint64_t queue_start_ns;
+    cn_session_t *owner; /* for metrics from callbacks that only have cc */
+    bool detached;       /* the leader's client left; the fetch goes on for the fill */
 };
 
 static void serve_pull(cn_session_t *s, void *src);
@@ -456,6 +460,8 @@ leave_fill(struct cn_cached *cc)
     if (cc->wt != NULL) {
         cn_fill_leave(cc->fill_ref, cc->wt);
         cc->wt = NULL;
+        cn_metrics_cache_lock_waiters(cc->owner->w->metrics, -1);
+        cn_metrics_cache_lock_wait(cc->owner->w->metrics, cn_time_now_ns() - cc->wait_start_ns);
     }
 }
 
@@ -474,6 +480,14 @@ upstream_of(const cn_session_t *s)
 }
 
 static void
+queue_metric(cn_session_t *s, cn_metrics_queue_outcome_t outcome)
+{
+    struct cn_cached *cc = s->cc;
+    cn_metrics_origin_queue_wait(s->w->metrics, cn_stats_upstream_slot(s, upstream_of(s)), outcome,
+                                 cn_time_now_ns() - cc->queue_start_ns);
+}
+
+static void
 release_slot(struct cn_cached *cc)
 {
     if (cc->queue_timer != NULL) {
@@ -483,6 +497,7 @@ release_slot(struct cn_cached *cc)
     if (cc->slot_wait != NULL) {
         cn_limiter_cancel(cc->limiter, cc->slot_wait, false);
         cc->slot_wait = NULL;
+        queue_metric(cc->owner, CN_METRICS_QUEUE_GONE);
     }
     if (cc->slot_held) {
         cc->slot_held = false;
@@ -517,6 +532,7 @@ on_slot_granted(void *arg)
     struct cn_cached *cc = s->cc;
     cc->slot_wait = NULL;
     cc->slot_held = true;
+    queue_metric(s, CN_METRICS_QUEUE_ADMITTED);
     if (cc->queue_timer != NULL) {
         uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
         cc->queue_timer = NULL;
@@ -533,6 +549,7 @@ on_queue_timeout(uv_timer_t *t)
     const cn_conf_upstream_t *up = upstream_of(s);
     cn_limiter_cancel(cc->limiter, cc->slot_wait, true);
     cc->slot_wait = NULL;
+    queue_metric(s, CN_METRICS_QUEUE_TIMEOUT);
     uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
     cc->queue_timer = NULL;
     s->src_ops = NULL;
@@ -560,6 +577,7 @@ begin_fetch(cn_session_t *s, bool takes_slot)
         cn_action_proxy(s);
         return;
     }
+    cc->queue_start_ns = cn_time_now_ns();
     cc->queue_timer = cn_xmalloc(sizeof(*cc->queue_timer));
     uv_timer_init(&s->w->loop, cc->queue_timer);
     cc->queue_timer->data = s;
@@ -778,6 +796,7 @@ wait_for_fill(cn_session_t *s, cn_fill_t *f)
     cc->fill_ref = f;
     cc->wt = cn_fill_wait(f, s->w, s, on_fill_event);
     cc->wait_start_ns = cn_time_now_ns();
+    cn_metrics_cache_lock_waiters(s->w->metrics, +1);
     uint64_t period = CN_MIN(conf->lock_wait_timeout_ms, conf->lock_age_timeout_ms);
     uint64_t tick = CN_MAX(period / 10, (uint64_t)20);
     cc->timer = cn_xmalloc(sizeof(*cc->timer));
@@ -809,8 +828,10 @@ revalidate_in_background(cn_session_t *parent, cn_cache_obj_t *o)
     struct cn_cached *cc = cn_arena_xalloc(b->arena, sizeof(*cc));
     memset(cc, 0, sizeof(*cc));
     b->cc = cc;
+    cc->owner = b;
     cc->cache = pc->cache;
     cc->key = pc->key;
+    cc->key_text = cn_session_strdup(b, cn_iov_cstr(pc->key_text)).base;
     cc->request_time = (int64_t)time(NULL);
     cc->req.max_age = cc->req.max_stale = cc->req.min_fresh = -1;
     cn_cache_obj_ref(o);
@@ -962,6 +983,7 @@ cn_cached_start(cn_session_t *s)
     struct cn_cached *cc = cn_arena_xalloc(s->arena, sizeof(*cc));
     memset(cc, 0, sizeof(*cc));
     s->cc = cc;
+    cc->owner = s;
     cc->cache = cn_server_cache(s->w->srv, s->route->cache->name);
     cc->request_time = (int64_t)time(NULL);
     cn_method_t m = s->req->method_id;

@@ -411,9 +411,6 @@ def test_cache_metrics(srv):
     eventually(srv, check)
 
 
-@pytest.mark.skip(reason="cached.c revalidate_in_background() leaves cc->key_text NULL, so "
-                  "record_purge_info() calls strlen(NULL) (UBSan) when the background fetch "
-                  "stores; the assertions below pass. Remove this mark once that is fixed.")
 def test_stale_while_revalidate_counts_one_request(cairn, org):
     srv = cairn(base_config(org))
     assert get(srv.port, "/c/swr").status == 200
