@@ -151,63 +151,17 @@ cn_cache_obj_unref(cn_cache_obj_t *o)
 
 /* ---- Vary ------------------------------------------------------------------------------ */
 
-char *
-cn_cache_variant_key(const char *names, const cn_headers_t *req, cn_arena_t *arena)
-{
-    size_t need = 1;
-    for (size_t i = 0; i < req->n; i++)
-        need += req->items[i].value.len + 2;
-    need += strlen(names) + 8;
-    char *out = cn_arena_xalloc(arena, need);
-    size_t n = 0;
-    const char *p = names;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t nl = comma ? (size_t)(comma - p) : strlen(p);
-        cairn_iov_t name = cn_iov(p, nl);
-        bool any = false;
-        for (ssize_t i = cn_headers_find(req, name, -1); i >= 0;
-             i = cn_headers_find(req, name, i)) {
-            cairn_iov_t v = req->items[i].value;
-            if (any)
-                out[n++] = ',';
-            any = true;
-            /* Whitespace around commas is not significant (RFC 9111 §4.1). */
-            bool space = false;
-            for (size_t j = 0; j < v.len; j++) {
-                char ch = v.base[j];
-                if (ch == ' ' || ch == '\t') {
-                    space = true;
-                    continue;
-                }
-                if (space && n > 0 && out[n - 1] != ',' && ch != ',')
-                    out[n++] = ' ';
-                space = false;
-                if (ch == ',' && n > 0 && out[n - 1] == ' ')
-                    n--;
-                out[n++] = ch;
-            }
-        }
-        if (!any)
-            out[n++] = '\x01';
-        out[n++] = '\n';
-        p += nl;
-        if (*p == ',')
-            p++;
-    }
-    out[n] = '\0';
-    return out;
-}
-
 bool
 cn_cache_obj_matches(const cn_cache_obj_t *o, const cn_headers_t *req)
 {
-    if (o->vary_names == NULL)
+    if (o->vary_key.len == 0 && cn_headers_get(&o->headers, CAIRN_IOV_LIT("vary")) == NULL)
         return true;
     cn_arena_t tmp;
     cn_arena_init(&tmp, 0);
-    char *k = cn_cache_variant_key(o->vary_names, req, &tmp);
-    bool eq = strcmp(k, o->vary_key ? o->vary_key : "") == 0;
+    cairn_iov_t key = {0};
+    bool star = false;
+    bool eq = cn_policy_vary_key(&tmp, &o->headers, req, &key, &star) == CAIRN_OK && !star &&
+              cn_iov_eq(key, o->vary_key);
     cn_arena_fini(&tmp);
     return eq;
 }
@@ -350,11 +304,7 @@ cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o)
     cn_cache_obj_t **pp = bucket_of(sh, &o->key);
     for (cn_cache_obj_t *it = *pp; it != NULL;) {
         cn_cache_obj_t *next = it->chain;
-        if (memcmp(it->key.b, o->key.b, 16) == 0 &&
-            ((it->vary_key == NULL) != (o->vary_key == NULL) ||
-             (it->vary_names && o->vary_names && strcmp(it->vary_names, o->vary_names) != 0) ||
-             (it->vary_key && o->vary_key && strcmp(it->vary_key, o->vary_key) == 0) ||
-             (it->vary_key == NULL && o->vary_key == NULL)) &&
+        if (memcmp(it->key.b, o->key.b, 16) == 0 && cn_iov_eq(it->vary_key, o->vary_key) &&
             nv < CN_ARRAY_LEN(victims)) {
             index_unlink(sh, it);
             victims[nv++] = it;

@@ -13,6 +13,7 @@
 #include "core/arena.h"
 #include "core/compiler.h"
 #include "core/types.h"
+#include "cache/policy.h"
 #include "http/headers.h"
 
 #define CN_CACHE_OBJ_MAGIC 0xcac4e0b1u
@@ -33,19 +34,6 @@ typedef struct cn_cache_seg {
     char data[];
 } cn_cache_seg_t;
 
-/** Freshness inputs, recorded at store time (seconds since the epoch). */
-typedef struct cn_cache_times {
-    int64_t request_time;  /* when the request that produced it was sent */
-    int64_t response_time; /* when its head arrived */
-    int64_t date_value;    /* Date header (or response_time) */
-    int64_t age_value;     /* Age header (0 when absent) */
-    int64_t lifetime;      /* freshness lifetime; <= 0 = stale on arrival */
-    int64_t swr;           /* stale-while-revalidate window, 0 = none */
-    int64_t sie;           /* stale-if-error window, 0 = none */
-    bool must_revalidate;  /* must-revalidate / proxy-revalidate / s-maxage: never serve stale */
-    bool no_cache;         /* response no-cache: revalidate before every use */
-} cn_cache_times_t;
-
 struct cn_cache_obj {
     uint32_t magic;
     atomic_int refcnt;
@@ -53,8 +41,7 @@ struct cn_cache_obj {
     cn_arena_t arena; /* headers, vary strings */
     unsigned status;
     cn_headers_t headers; /* end-to-end fields as stored (no framing, no hop-by-hop) */
-    char *vary_names;     /* lowercase "accept-encoding,origin" of the Vary field; NULL = none */
-    char *vary_key;       /* the request's values of those fields (see cn_cache_vary_key) */
+    cairn_iov_t vary_key; /* cn_policy_vary_key of the request that stored it ("" = no Vary) */
     cn_cache_seg_t *body;
     cn_cache_seg_t *body_tail;
     struct cn_cache_obj *shared_body; /* the body belongs to this object (a 304 refresh) */
@@ -64,9 +51,9 @@ struct cn_cache_obj {
     char *key_text;          /* the key before hashing ("http://host/path?q"), for prefix purges */
     char *tags;              /* " a b c " from Surrogate-Key / Cache-Tag, for tag purges; or NULL */
     atomic_bool soft_purged; /* marked stale by a soft purge: revalidate before use */
-    cn_cache_times_t t;
-    time_t last_modified; /* 0 = none */
-    cairn_iov_t etag;     /* empty = none */
+    cn_policy_meta_t meta;   /* freshness and age inputs (RFC 9111 §4.2) */
+    time_t last_modified;    /* 0 = none */
+    cairn_iov_t etag;        /* empty = none */
     /* Owned by the tier, under its shard lock. */
     struct cn_cache_obj *chain;         /* hash chain */
     struct cn_cache_obj *qnext, *qprev; /* S3-FIFO queue */
@@ -124,10 +111,6 @@ size_t cn_cache_purge(cn_cache_t *c, cn_cache_purge_kind_t kind, const char *arg
 size_t cn_cache_remove(cn_cache_t *c, const cn_cache_key_t *key);
 void cn_cache_stats(cn_cache_t *c, cn_cache_stats_t *out);
 
-/** The secondary key of @req for the Vary names @names ("a,b", lowercase, sorted): each
- *  field's values joined by "," with whitespace around commas removed, fields separated by
- *  "\n", an absent field written "\x01". Returned in @arena. */
-char *cn_cache_variant_key(const char *names, const cn_headers_t *req, cn_arena_t *arena);
 /** XXH3-128 of @data. */
 void cn_cache_key_hash(const char *data, size_t len, cn_cache_key_t *out);
 

@@ -10,7 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "proxy/cache_rules.h"
+#include "cache/policy.h"
+#include "http/cache_control.h"
 #include "proxy/fill.h"
 #include "metrics/metrics.h"
 #include "proxy/limiter.h"
@@ -47,8 +48,8 @@ struct serve_item {
 struct cn_cached {
     cn_cache_t *cache;
     cn_cache_key_t key;
-    const char *key_text; /* the key before hashing (arena) */
-    cn_cache_req_dirs_t req;
+    const char *key_text;  /* the key before hashing (arena) */
+    cn_cc_t req_cc;        /* the request's cache directives */
     cn_cache_obj_t *stale; /* the stored object being revalidated (or served stale) */
     cn_cache_obj_t *hit;   /* the object being served */
     cn_cache_obj_t *fill;  /* the object being stored */
@@ -334,7 +335,7 @@ plan_range(cn_session_t *s, struct cn_cached *cc, const cn_cache_obj_t *o, size_
     if (range == NULL || s->req->method_id != CN_METHOD_GET || o->status != 200)
         return false;
     cn_validators_t v = {.etag = o->etag, .last_modified = o->last_modified, .exists = true};
-    if (!cn_cond_if_range(&s->req->headers, &v, (time_t)o->t.date_value))
+    if (!cn_cond_if_range(&s->req->headers, &v, (time_t)o->meta.date_value))
         return false;
     cn_byte_range_t r[CN_RANGE_MAX_DEFAULT];
     size_t nr = 0;
@@ -389,8 +390,8 @@ serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
     }
     cc->outcome = outcome;
     int64_t now = (int64_t)time(NULL);
-    int64_t age = cn_cache_current_age(&o->t, now);
-    cc->ttl = o->t.lifetime - age;
+    int64_t age = cn_policy_current_age(&o->meta, now);
+    cc->ttl = o->meta.lifetime - age;
     cn_headers_init(&s->resp.headers, s->arena);
     for (size_t i = 0; i < o->headers.n; i++)
         cn_headers_add(&s->resp.headers, o->headers.items[i].name, o->headers.items[i].value);
@@ -697,7 +698,7 @@ start_streaming(cn_session_t *s, cn_cache_obj_t *o)
     s->cache_status = "COALESCED";
     cn_cache_obj_ref(o);
     cc->hit = o;
-    cc->ttl = o->t.lifetime;
+    cc->ttl = o->meta.lifetime;
     cn_headers_init(&s->resp.headers, s->arena);
     for (size_t i = 0; i < o->headers.n; i++)
         cn_headers_add(&s->resp.headers, o->headers.items[i].name, o->headers.items[i].value);
@@ -833,7 +834,7 @@ revalidate_in_background(cn_session_t *parent, cn_cache_obj_t *o)
     cc->key = pc->key;
     cc->key_text = cn_session_strdup(b, cn_iov_cstr(pc->key_text)).base;
     cc->request_time = (int64_t)time(NULL);
-    cc->req.max_age = cc->req.max_stale = cc->req.min_fresh = -1;
+    cn_cc_init(&cc->req_cc);
     cn_cache_obj_ref(o);
     cc->stale = o;
     cc->revalidating = o->etag.len > 0 || o->last_modified != 0;
@@ -868,41 +869,42 @@ lookup_and_go(cn_session_t *s)
         return;
     }
     if (o != NULL) {
-        cn_cache_use_t use = cn_cache_usable(&o->t, &cc->req, (int64_t)time(NULL));
+        cn_policy_fresh_t use =
+            cn_policy_freshness_check(&o->meta, &cc->req_cc, (int64_t)time(NULL));
         if (atomic_load(&o->soft_purged))
-            use = CN_CACHE_USE_REVALIDATE; /* soft purge: stale until revalidated */
-        if (s->n_hooks > 0 && use != CN_CACHE_USE_REVALIDATE) {
-            int64_t age = cn_cache_current_age(&o->t, (int64_t)time(NULL));
+            use = CN_POLICY_REVALIDATE; /* soft purge: stale until revalidated */
+        if (s->n_hooks > 0 && use != CN_POLICY_REVALIDATE) {
+            int64_t age = cn_policy_current_age(&o->meta, (int64_t)time(NULL));
             cairn_cache_meta_t meta = {.status = o->status,
                                        .age = age,
-                                       .ttl = o->t.lifetime - age,
+                                       .ttl = o->meta.lifetime - age,
                                        .body_len = o->body_len};
             if (cn_hooks_cache_hit(s, &meta))
-                use = CN_CACHE_USE_REVALIDATE;
+                use = CN_POLICY_REVALIDATE;
         }
-        if (s->stale_policy < 0 && use != CN_CACHE_USE_FRESH)
-            use = CN_CACHE_USE_REVALIDATE; /* a hook refused stale content */
-        if (use == CN_CACHE_USE_STALE_SWR) {
+        if (s->stale_policy < 0 && use != CN_POLICY_FRESH)
+            use = CN_POLICY_REVALIDATE; /* a hook refused stale content */
+        if (use == CN_POLICY_STALE_SWR) {
             s->cache_status = "STALE";
             serve_object(s, o, OUT_STALE);
             revalidate_in_background(s, o);
             cn_cache_obj_unref(o);
             return;
         }
-        if (use == CN_CACHE_USE_FRESH || use == CN_CACHE_USE_STALE_OK) {
-            s->cache_status = use == CN_CACHE_USE_FRESH ? "HIT" : "STALE";
-            serve_object(s, o, use == CN_CACHE_USE_FRESH ? OUT_HIT : OUT_STALE);
+        if (use == CN_POLICY_FRESH || use == CN_POLICY_STALE_OK) {
+            s->cache_status = use == CN_POLICY_FRESH ? "HIT" : "STALE";
+            serve_object(s, o, use == CN_POLICY_FRESH ? OUT_HIT : OUT_STALE);
             cn_cache_obj_unref(o);
             return;
         }
         cc->stale = o; /* keep the reference: revalidation, stale-if-error */
         cc->revalidating = o->etag.len > 0 || o->last_modified != 0;
-        if (cc->req.only_if_cached) {
+        if ((cc->req_cc.flags & CN_CC_ONLY_IF_CACHED)) {
             s->cache_status = "STALE";
             serve_object(s, o, OUT_STALE);
             return;
         }
-    } else if (cc->req.only_if_cached) {
+    } else if ((cc->req_cc.flags & CN_CC_ONLY_IF_CACHED)) {
         /* RFC 9111 §5.2.1.7: nothing stored to answer with. */
         cc->outcome = OUT_ONLY_IF_CACHED;
         s->cache_status = "MISS";
@@ -924,7 +926,7 @@ lookup_and_go(cn_session_t *s)
         fetch_alone(s, false, OUT_MISS);
         return;
     }
-    if (cc->no_store || cc->req.no_cache) {
+    if (cc->no_store || (cc->req_cc.flags & (CN_CC_NO_CACHE | CN_CC_PRAGMA_NO_CACHE))) {
         /* Requests that must not share a fill fetch on their own. */
         fetch_alone(s, !cc->no_store, OUT_MISS);
         if (cc->no_store)
@@ -1000,12 +1002,12 @@ cn_cached_start(cn_session_t *s)
     if (m != CN_METHOD_GET && m != CN_METHOD_HEAD) {
         cc->outcome = OUT_BYPASS;
         s->cache_status = "PASS";
-        cc->invalidate = !cn_cache_method_is_safe(s->req->method);
+        cc->invalidate = !cn_policy_method_is_safe(s->req->method);
         cn_action_proxy(s);
         return;
     }
-    cn_cache_parse_request(&s->req->headers, &cc->req);
-    cc->no_store = cc->req.no_store;
+    cn_cc_parse_request(&cc->req_cc, &s->req->headers);
+    cc->no_store = (cc->req_cc.flags & CN_CC_NO_STORE);
     lookup_and_go(s);
 }
 
@@ -1021,16 +1023,8 @@ cn_cached_upstream_headers(cn_session_t *s, cn_headers_t *h)
                                        "if-unmodified-since", "if-range",          "range"};
     for (size_t i = 0; i < CN_ARRAY_LEN(drop); i++)
         cn_headers_remove(h, cn_iov_cstr(drop[i]));
-    if (!cc->revalidating)
-        return;
-    const cn_cache_obj_t *o = cc->stale;
-    if (o->etag.len > 0)
-        cn_headers_add(h, CAIRN_IOV_LIT("If-None-Match"), o->etag);
-    if (o->last_modified != 0) {
-        char *d = cn_arena_xalloc(s->arena, 30);
-        cn_time_http_date(o->last_modified, d);
-        cn_headers_add(h, CAIRN_IOV_LIT("If-Modified-Since"), cn_iov(d, 29));
-    }
+    if (cc->revalidating)
+        cn_policy_add_validators(h, &cc->stale->headers);
 }
 
 static void
@@ -1079,15 +1073,46 @@ record_purge_info(struct cn_cached *cc, cn_cache_obj_t *o)
     o->tags = tags;
 }
 
-/* A 304 refreshes the stored object: new headers (RFC 9111 §4.3.4), the same body. */
+/* The policy configuration of the route's cache. */
+static void
+policy_conf(const cn_session_t *s, cn_policy_conf_t *pc)
+{
+    const cn_conf_cache_t *conf = s->route->cache;
+    cn_policy_conf_init(pc);
+    if (conf->targeted_field != NULL)
+        pc->target_field = cn_iov_cstr(conf->targeted_field);
+    pc->heuristic_fraction = conf->heuristic_percent / 100.0;
+    pc->heuristic_max = (int64_t)(conf->heuristic_max_ms / 1000);
+}
+
+/* A 304 refreshes the stored object: new headers (RFC 9111 §4.3.4), the same body. NULL when
+ * the updated response may no longer be stored (the 304 made it private or no-store). */
 static cn_cache_obj_t *
 refresh_object(cn_session_t *s, cn_cache_obj_t *old)
 {
     struct cn_cached *cc = s->cc;
+    cn_policy_conf_t pc;
+    policy_conf(s, &pc);
+    int64_t now = (int64_t)time(NULL);
+    cn_cc_t update_cc, cc_new;
+    cn_policy_response_cc(&pc, &s->resp.headers, &update_cc);
     cn_cache_obj_t *o = cn_cache_obj_new(&old->key);
     o->status = old->status;
-    cn_cache_update_headers(&old->headers, &s->resp.headers, &o->headers);
-    o->vary_names = old->vary_names;
+    if (cn_policy_update_headers(&o->arena, &old->headers, &s->resp.headers, &update_cc, now,
+                                 &o->headers) != CAIRN_OK) {
+        cn_cache_obj_unref(o);
+        return NULL;
+    }
+    cn_policy_response_cc(&pc, &o->headers, &cc_new);
+    cn_http_req_t as_get = *s->req;
+    as_get.method_id = CN_METHOD_GET;
+    as_get.method = CAIRN_IOV_LIT("GET");
+    if (cn_policy_storable(&as_get, &cc->req_cc, o->status, &o->headers, &cc_new) !=
+        CN_POLICY_STORE) {
+        cn_cache_obj_unref(o);
+        return NULL;
+    }
+    cn_policy_meta_init(&o->meta, &pc, o->status, &o->headers, &cc_new, cc->request_time, now);
     o->vary_key = old->vary_key;
     o->shared_body = old;
     cn_cache_obj_ref(old);
@@ -1095,8 +1120,6 @@ refresh_object(cn_session_t *s, cn_cache_obj_t *old)
     o->body_len = old->body_len;
     o->complete = true;
     record_validators(o);
-    cn_cache_compute_times(&o->headers, o->status, cc->request_time, (int64_t)time(NULL),
-                           s->route->cache, &o->t);
     o->key_text = old->key_text;
     o->tags = old->tags;
     return o;
@@ -1112,11 +1135,44 @@ finish_fill(struct cn_cached *cc, cn_fill_state_t state)
     cn_fill_finish(cc->fill_ref, cc->gen, state);
 }
 
+/* RFC 9111 §3 through the policy module, plus cairn's rule that a response with neither
+ * explicit freshness nor a validator is not worth storing (it could never be reused). The
+ * reason is a Cache-Status detail token. */
+static bool
+store_decision(const cn_http_req_t *req, const cn_cc_t *req_cc, unsigned status,
+               const cn_headers_t *h, const cn_cc_t *resp_cc, const cn_policy_conf_t *pc,
+               const char **why)
+{
+    cn_policy_store_t r = cn_policy_storable(req, req_cc, status, h, resp_cc);
+    switch (r) {
+    case CN_POLICY_STORE:
+        break;
+    case CN_POLICY_NS_NOT_CACHEABLE:
+    case CN_POLICY_NS_PARTIAL:
+    case CN_POLICY_NS_NOT_MODIFIED:
+        *why = "status";
+        return false;
+    default:
+        *why = cn_policy_store_reason(r);
+        return false;
+    }
+    cn_policy_meta_t m;
+    cn_policy_meta_init(&m, pc, status, h, resp_cc, 0, 0);
+    bool explicit_fresh = (resp_cc->flags & (CN_CC_MAX_AGE | CN_CC_S_MAXAGE)) != 0 ||
+                          (!resp_cc->targeted && cn_headers_get(h, CAIRN_IOV_LIT("expires")));
+    if (!explicit_fresh && !(m.flags & CN_POLICY_VALIDATOR)) {
+        *why = "no-freshness";
+        return false;
+    }
+    return true;
+}
+
 /* Reasons that come from the response itself: every request for the key would get them. */
 static bool
 pass_worthy(const char *why)
 {
-    static const char *const r[] = {"no-store", "private", "vary-star", "no-freshness", "status"};
+    static const char *const r[] = {"no-store",     "private", "vary-star",
+                                    "no-freshness", "status",  "must-understand"};
     for (size_t i = 0; why != NULL && i < CN_ARRAY_LEN(r); i++)
         if (strcmp(why, r[i]) == 0)
             return true;
@@ -1131,16 +1187,16 @@ cn_cached_upstream_head(cn_session_t *s)
         return CN_CACHED_STREAM;
     unsigned status = s->resp.status;
     if (cc->invalidate) {
-        if (cn_cache_invalidates(s->req->method, status)) {
-            /* The effective request URI, query included (RFC 9111 §4.4). */
+        if (cn_policy_invalidates(s->req->method, status)) {
+            /* The effective request URI, query included, and same-origin Location and
+             * Content-Location (RFC 9111 §4.4). */
             cn_cache_remove(cc->cache, &cc->key);
-            static const char *const locs[] = {"location", "content-location"};
-            for (size_t i = 0; i < CN_ARRAY_LEN(locs); i++) {
-                const cairn_iov_t *v = cn_headers_get(&s->resp.headers, cn_iov_cstr(locs[i]));
-                cairn_iov_t path;
-                if (v != NULL && cn_cache_same_origin_path(s->req, *v, &path))
-                    invalidate_uri(s, path);
-            }
+            cairn_iov_t targets[2];
+            size_t nt = 0;
+            if (cn_policy_invalidation_targets(s->arena, s->req, &s->resp.headers, targets, &nt) ==
+                CAIRN_OK)
+                for (size_t i = 0; i < nt; i++)
+                    invalidate_uri(s, targets[i]);
         }
         return CN_CACHED_STREAM;
     }
@@ -1148,7 +1204,12 @@ cn_cached_upstream_head(cn_session_t *s)
         return CN_CACHED_STREAM;
     if (cc->revalidating && status == 304) {
         cn_cache_obj_t *o = refresh_object(s, cc->stale);
-        if (cn_cache_insert(cc->cache, o) != CAIRN_OK)
+        if (o == NULL) {
+            /* The 304 made the response unstorable: drop it, the client still gets it. */
+            cn_cache_remove(cc->cache, &cc->key);
+            o = cc->stale;
+            cn_cache_obj_ref(o);
+        } else if (cn_cache_insert(cc->cache, o) != CAIRN_OK)
             CN_LOG_WARN(s->id, "cache %s: storing the refreshed object failed",
                         cn_cache_name(cc->cache));
         finish_fill(cc, CN_FILL_DONE); /* waiters look the refreshed object up */
@@ -1163,11 +1224,18 @@ cn_cached_upstream_head(cn_session_t *s)
         finish_fill(cc, CN_FILL_PASS);
         return cc->detached ? CN_CACHED_ABANDON : CN_CACHED_STREAM;
     }
+    cn_policy_conf_t pc;
+    policy_conf(s, &pc);
+    cn_cc_t resp_cc;
+    cn_policy_response_cc(&pc, &s->resp.headers, &resp_cc);
     const char *why = NULL;
     cn_http_req_t as_get = *s->req;
-    if (cc->head_as_get)
+    if (cc->head_as_get) {
         as_get.method_id = CN_METHOD_GET;
-    bool storable = cn_cache_storable(&as_get, status, &s->resp.headers, s->route->cache, &why);
+        as_get.method = CAIRN_IOV_LIT("GET");
+    }
+    bool storable =
+        store_decision(&as_get, &cc->req_cc, status, &s->resp.headers, &resp_cc, &pc, &why);
     if (s->cache_override != 0) {
         storable = s->cache_override > 0; /* upstream_response_filter decided */
         why = "hook";
@@ -1203,17 +1271,20 @@ cn_cached_upstream_head(cn_session_t *s)
     for (size_t i = 0; i < s->resp.headers.n; i++)
         cn_headers_add_copy(&o->headers, s->resp.headers.items[i].name,
                             s->resp.headers.items[i].value);
+    /* private="field" fields are not stored (RFC 9111 §5.2.2.7). */
+    cn_policy_response_cc(&pc, &o->headers, &resp_cc);
+    cn_policy_strip_for_storage(&o->headers, &resp_cc);
     record_validators(o);
-    cn_cache_compute_times(&o->headers, status, cc->request_time, (int64_t)time(NULL),
-                           s->route->cache, &o->t);
+    int64_t now = (int64_t)time(NULL);
+    cn_policy_response_cc(&pc, &o->headers, &resp_cc);
+    cn_policy_meta_init(&o->meta, &pc, status, &o->headers, &resp_cc, cc->request_time, now);
     if (s->cache_ttl >= 0)
-        o->t.lifetime = s->cache_ttl + cn_cache_current_age(&o->t, (int64_t)time(NULL));
+        o->meta.lifetime = s->cache_ttl + cn_policy_current_age(&o->meta, now);
     record_purge_info(cc, o);
-    const char *vary = cn_cache_vary_names(&o->headers, &o->arena);
-    if (vary != NULL) {
-        o->vary_names = (char *)vary;
-        o->vary_key = cn_cache_variant_key(vary, &s->req->headers, &o->arena);
-    }
+    bool star = false;
+    if (cn_policy_vary_key(&o->arena, &o->headers, &s->req->headers, &o->vary_key, &star) !=
+        CAIRN_OK)
+        o->vary_key = cn_iov("", 0);
     o->expected_len = s->resp.content_length;
     cc->fill = o;
     if (cc->leading && !cc->finished)
@@ -1268,7 +1339,7 @@ cn_cached_upstream_error(cn_session_t *s, unsigned status)
     (void)status;
     if (cc == NULL || cc->stale == NULL || s->resp_started || s->stale_policy < 0 || s->background)
         return false;
-    if (!cn_cache_stale_if_error_ok(&cc->stale->t, &cc->req, (int64_t)time(NULL)))
+    if (!cn_policy_stale_if_error(&cc->stale->meta, &cc->req_cc, (int64_t)time(NULL)))
         return false;
     s->cache_status = "STALE";
     cc->miss = false;
@@ -1355,9 +1426,9 @@ cn_cached_status_header(cn_session_t *s)
     case OUT_NONE:
     default:
         n = snprintf(buf, sizeof(buf), "cairn; fwd=%s; fwd-status=%u%s%s%s",
-                     cc->outcome == OUT_REFRESHED ? "stale"
-                     : cc->req.no_cache           ? "request"
-                                                  : "uri-miss",
+                     cc->outcome == OUT_REFRESHED                                    ? "stale"
+                     : (cc->req_cc.flags & (CN_CC_NO_CACHE | CN_CC_PRAGMA_NO_CACHE)) ? "request"
+                                                                                     : "uri-miss",
                      s->resp.status, cc->fill != NULL || cc->stored ? "; stored" : "",
                      cc->detail ? "; detail=" : "", cc->detail ? cc->detail : "");
         break;
