@@ -72,6 +72,27 @@ def loadavg():
         return [float(x) for x in f.read().split()[:3]]
 
 
+def core_times():
+    """(busy, total) jiffies per CPU from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                parts = line.split()
+                vals = [int(x) for x in parts[1:]]
+                idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+                out[int(parts[0][3:])] = (sum(vals[:8]) - idle, sum(vals[:8]))
+    return out
+
+
+def core_busy(t0, t1):
+    res = {}
+    for c in t0:
+        db, dt = t1[c][0] - t0[c][0], t1[c][1] - t0[c][1]
+        res[str(c)] = round(db / dt, 3) if dt else None
+    return res
+
+
 def machine():
     model = ""
     with open("/proc/cpuinfo") as f:
@@ -199,7 +220,7 @@ def measure(proxy, origin, scenario, rep, args, run_id):
            "git": args.git, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                timespec="seconds"), "proxy_version": proxy.version_str,
            "connections": args.connections if kind == "wrk" else args.stampede_n,
-           "loadavg_before": loadavg()}
+           "loadavg_before": loadavg(), "machine": args.machine}
     if kind == "wrk":
         # warm-up: fills the cache (and the upstream keep-alive pool), then the measured run
         px.http_get(proxy.port, path)
@@ -207,8 +228,11 @@ def measure(proxy, origin, scenario, rep, args, run_id):
             run_wrk(proxy.port, path, args.warmup, args.connections, extra)
         o0 = origin.stats()["total"]
         c0 = px.cpu_us(pids)
+        k0 = core_times()
         w = run_wrk(proxy.port, path, args.duration, args.connections, extra)
+        k1 = core_times()
         c1 = px.cpu_us(pids)
+        rec["core_busy"] = core_busy(k0, k1)
         o1 = origin.stats()["total"]
         n = w["requests"]
         dur_s = w["duration_us"] / 1e6
@@ -222,8 +246,11 @@ def measure(proxy, origin, scenario, rep, args, run_id):
         key = f"{path}{scenario}-{proxy.name}-{rep}-{uuid.uuid4().hex[:8]}"
         o0 = origin.stats()["total"]
         c0 = px.cpu_us(pids)
+        k0 = core_times()
         s = stampede_client(proxy.port, key, args.stampede_n)
+        k1 = core_times()
         c1 = px.cpu_us(pids)
+        rec["core_busy"] = core_busy(k0, k1)
         st = origin.stats()
         o1 = st["total"]
         n = s["requests"]
@@ -287,6 +314,8 @@ def summarize(records, proxies, scenarios):
                 "p99_ms": med([r["p99_ms"] for r in rs]),
                 "cpu_us_per_req": med([r["cpu_us_per_req"] for r in rs]),
                 "util": med([r["proxy_cpu_util"] for r in rs]),
+                "core0": med([r.get("core_busy", {}).get("0") for r in rs]),
+                "core1": med([r.get("core_busy", {}).get("1") for r in rs]),
                 "rss_mib": med([r["rss_kib"] / 1024 for r in rs]),
                 "origin": med([r["origin_requests"] for r in rs]),
                 "origin_all": [r["origin_requests"] for r in rs],
@@ -345,10 +374,11 @@ def write_markdown(path, table, proxies, scenarios, args, meta, idle):
     L.append("Medians over the repetitions; (×) = ratio to nginx. CPU = proxy utime+stime per "
              "request; util = proxy CPU time / wall time (1.00 = its core is saturated); RSS = "
              "proxy process tree at the end of the run; origin = origin requests during the "
-             "measured run.")
+             "measured run; cores = busy share of core 0 (proxy) / core 1 (wrk + origin) over "
+             "the run, everything on the machine included.")
     L.append("")
-    L.append("| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | util | RSS MiB | origin reqs | errors |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | util | cores | RSS MiB | origin reqs | errors |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for sc in scenarios:
         base = table.get((sc, "nginx"))
         for p in proxies:
@@ -360,7 +390,7 @@ def write_markdown(path, table, proxies, scenarios, args, meta, idle):
             cpu = fmt_num(t["cpu_us_per_req"], 1) + (ratio(t["cpu_us_per_req"], base["cpu_us_per_req"]) if base and p != "nginx" else "")
             origin = fmt_num(t["origin"]) if sc != "stampede" else "/".join(str(o) for o in t["origin_all"])
             L.append(f"| {sc} | {p} | {rps} | {fmt_num(t['p50_ms'], 2)} | {p99} | {cpu} | "
-                     f"{fmt_num(t['util'], 2)} | {fmt_num(t['rss_mib'], 1)} | {origin} | {t['errors']} |")
+                     f"{fmt_num(t['util'], 2)} | {fmt_num(t['core0'], 2)}/{fmt_num(t['core1'], 2)} | {fmt_num(t['rss_mib'], 1)} | {origin} | {t['errors']} |")
     L.append("")
     L.append("## Targets (reported, not asserted)")
     L.append("")
@@ -411,6 +441,7 @@ def main():
 
     os.makedirs(args.out, exist_ok=True)
     args.git = git_rev()
+    args.machine = machine()
     run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
     meta = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "git": args.git,
             "machine": machine(), "load_before": loadavg(), "versions": {}}
@@ -453,7 +484,7 @@ def main():
                             rps = "" if rec["rps"] is None else f"{rec['rps']:>10,.0f} req/s "
                             print(f"  {sc:10} {p:8} rep {rep}: {rps}p50 {rec['p50_ms']:.2f} ms "
                                   f"p99 {rec['p99_ms']:.2f} ms cpu {rec['cpu_us_per_req']} µs/req "
-                                  f"util {rec['proxy_cpu_util']} rss {rec['rss_kib'] // 1024} MiB "
+                                  f"util {rec['proxy_cpu_util']} cores {rec['core_busy']} rss {rec['rss_kib'] // 1024} MiB "
                                   f"origin {rec['origin_requests']} err {rec['errors']}", flush=True)
             finally:
                 for inst in running.values():
