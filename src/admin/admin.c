@@ -22,6 +22,7 @@
 #include "core/alloc.h"
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/log.h"
 #include "core/str.h"
 #include "core/time.h"
 #include "metrics/metrics.h"
@@ -33,12 +34,19 @@
 struct admin_exchange {
     cn_arena_t *arena;
     cn_http_resp_t resp;
-    cn_buf_t out; /* a generated body (metrics, config, JSON) */
+    cn_buf_t out;  /* a generated body (metrics, config, JSON) */
+    cn_buf_t body; /* the request body of endpoints that read one (at most ADMIN_BODY_MAX) */
+    const struct endpoint *ep;
+    cn_server_t *srv;
+    cn_http_ds_t *ds;
 };
+
+#define ADMIN_BODY_MAX 65536
 
 static void
 admin_free(struct admin_exchange *x)
 {
+    cn_buf_fini(&x->body);
     cn_arena_t *arena = x->arena;
     cn_buf_fini(&x->out);
     cn_arena_fini(arena);
@@ -511,6 +519,82 @@ ep_reload(cn_server_t *srv, struct admin_exchange *x, cn_http_ds_t *ds)
     reply_json(x, ds, r == 0 ? 200 : 500, j);
 }
 
+/* ---- /cache/purge and /cache/stats ------------------------------------------------------ */
+
+/* The key text of a URL: scheme and host lowercase, no default port (as the cache builds it). */
+static char *
+url_key_text(cn_arena_t *a, const char *url)
+{
+    size_t n = strlen(url);
+    char *k = cn_arena_xalloc(a, n + 1);
+    const char *sep = strstr(url, "://");
+    size_t host_end = n;
+    if (sep != NULL) {
+        const char *slash = strchr(sep + 3, '/');
+        host_end = slash ? (size_t)(slash - url) : n;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = url[i];
+        k[w++] = (i < host_end && ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        if (i + 1 == host_end && w > 3 && memcmp(k + w - 3, ":80", 3) == 0 &&
+            strncmp(k, "http://", 7) == 0)
+            w -= 3;
+    }
+    k[w] = '\0';
+    return k;
+}
+
+static void
+ep_cache_purge(cn_server_t *srv, struct admin_exchange *x, cn_http_ds_t *ds)
+{
+    json_error_t jerr;
+    json_t *in = json_loadb(cn_buf_start(&x->body), x->body.len, 0, &jerr);
+    const char *url = NULL, *prefix = NULL, *tag = NULL, *cache = NULL;
+    int soft = 0;
+    if (in == NULL ||
+        json_unpack_ex(in, &jerr, 0, "{s?s, s?s, s?s, s?b, s?s}", "url", &url, "prefix", &prefix,
+                       "tag", &tag, "soft", &soft, "cache", &cache) != 0 ||
+        (url != NULL) + (prefix != NULL) + (tag != NULL) != 1) {
+        json_decref(in);
+        reply_text(x, ds, 400,
+                   "400 Bad Request: expected {\"url\"|\"prefix\"|\"tag\": \"...\", "
+                   "\"soft\": bool}\n");
+        return;
+    }
+    cn_cache_purge_kind_t kind = url ? CN_PURGE_URL : prefix ? CN_PURGE_PREFIX : CN_PURGE_TAG;
+    const char *arg = tag ? tag : url_key_text(x->arena, url ? url : prefix);
+    size_t n = 0;
+    for (size_t i = 0; i < srv->n_caches; i++)
+        if (cache == NULL || strcmp(cache, cn_cache_name(srv->caches[i])) == 0)
+            n += cn_cache_purge(srv->caches[i], kind, arg, soft != 0);
+    CN_LOG_NOTICE(0, "admin purge %s %s%s: %zu object(s)",
+                  kind == CN_PURGE_URL      ? "url"
+                  : kind == CN_PURGE_PREFIX ? "prefix"
+                                            : "tag",
+                  arg, soft ? " (soft)" : "", n);
+    json_decref(in); /* @arg may point into it */
+    reply_json(x, ds, 200, json_pack("{s:I}", "purged", (json_int_t)n));
+}
+
+static void
+ep_cache_stats(cn_server_t *srv, struct admin_exchange *x, cn_http_ds_t *ds)
+{
+    json_t *caches = json_object();
+    for (size_t i = 0; i < srv->n_caches; i++) {
+        cn_cache_stats_t st;
+        cn_cache_stats(srv->caches[i], &st);
+        json_t *mem =
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "objects", (json_int_t)st.objects,
+                      "bytes", (json_int_t)st.bytes, "hits", (json_int_t)st.hits, "misses",
+                      (json_int_t)st.misses, "inserts", (json_int_t)st.inserts, "evictions",
+                      (json_int_t)st.evictions, "removals", (json_int_t)st.removals);
+        json_object_set_new(caches, cn_cache_name(srv->caches[i]),
+                            json_pack("{s:{s:o}}", "tiers", "memory", mem));
+    }
+    reply_json(x, ds, 200, json_pack("{s:o}", "caches", caches));
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------------
  */
 
@@ -521,10 +605,16 @@ static const struct endpoint {
     bool post;   /* POST only; otherwise GET and HEAD */
     bool public; /* answered without the admin token */
     endpoint_fn fn;
+    bool body; /* reads the request body first */
 } endpoints[] = {
-    {"/healthz", false, true, ep_healthz},      {"/readyz", false, false, ep_readyz},
-    {"/metrics", false, false, ep_metrics},     {"/config", false, false, ep_config},
-    {"/upstreams", false, false, ep_upstreams}, {"/config/reload", true, false, ep_reload},
+    {"/healthz", false, true, ep_healthz, false},
+    {"/readyz", false, false, ep_readyz, false},
+    {"/metrics", false, false, ep_metrics, false},
+    {"/config", false, false, ep_config, false},
+    {"/upstreams", false, false, ep_upstreams, false},
+    {"/config/reload", true, false, ep_reload, false},
+    {"/cache/stats", false, false, ep_cache_stats, false},
+    {"/cache/purge", true, false, ep_cache_purge, true},
 };
 
 static const struct endpoint *
@@ -559,6 +649,14 @@ dispatch(cn_server_t *srv, struct admin_exchange *x, cn_http_ds_t *ds, const cn_
         reply_text(x, ds, 405, "405 Method Not Allowed\n");
         return;
     }
+    if (ep->body) {
+        /* The endpoint runs once the whole body arrived (admin_body). */
+        x->ep = ep;
+        x->srv = srv;
+        x->ds = ds;
+        ds->ops->read_body(ds);
+        return;
+    }
     ep->fn(srv, x, ds);
 }
 
@@ -591,10 +689,23 @@ admin_sent(void *session, cairn_err_t status)
 static void
 admin_body(void *session, cairn_iov_t data, bool eos, cairn_err_t status)
 {
-    (void)session;
-    (void)data;
-    (void)eos;
-    (void)status;
+    struct admin_exchange *x = session;
+    if (x->ep == NULL)
+        return;
+    if (status != CAIRN_OK || x->body.len + data.len > ADMIN_BODY_MAX) {
+        x->ep = NULL;
+        reply_text(x, x->ds, status == CAIRN_ETIMEDOUT ? 408 : 413,
+                   status == CAIRN_ETIMEDOUT ? "408 Request Timeout\n" : "413 Content Too Large\n");
+        return;
+    }
+    cn_buf_append(&x->body, data.base, data.len);
+    if (!eos) {
+        x->ds->ops->read_body(x->ds);
+        return;
+    }
+    const struct endpoint *ep = x->ep;
+    x->ep = NULL;
+    ep->fn(x->srv, x, x->ds);
 }
 
 static void
