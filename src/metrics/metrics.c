@@ -41,6 +41,8 @@ static const char *const cache_status_values[] = {"hit",         "stale",     "m
                                                   "bypass",      "other"};
 static const char *const err_kind_values[] = {"connect", "timeout", "protocol", "closed", "other"};
 static const char *const queue_outcome_values[] = {"admitted", "timeout", "gone"};
+static const char *const fill_event_values[] = {"background_revalidation", "takeover",
+                                                "leader_elected", "abandoned"};
 static const char *const conn_state_values[] = {"active", "idle"};
 static const char *const reload_values[] = {"ok", "error"};
 static const char *const version_values[] = {CAIRN_VERSION_STRING};
@@ -50,6 +52,7 @@ _Static_assert(CN_ARRAY_LEN(lookup_values) == CN_METRICS_LOOKUP_MISS + 1, "looku
 _Static_assert(CN_ARRAY_LEN(cache_status_values) == CN_METRICS_CS_OTHER + 1, "status table");
 _Static_assert(CN_ARRAY_LEN(err_kind_values) == CN_METRICS_ERR_OTHER + 1, "kind table");
 _Static_assert(CN_ARRAY_LEN(queue_outcome_values) == CN_METRICS_QUEUE_GONE + 1, "outcome table");
+_Static_assert(CN_ARRAY_LEN(fill_event_values) == CN_METRICS_FILL_ABANDONED + 1, "fill table");
 _Static_assert(CN_ARRAY_LEN(conn_state_values) == CN_METRICS_CONN_IDLE + 1, "state table");
 _Static_assert(CN_ARRAY_LEN(reload_values) == CN_METRICS_RELOAD_ERROR + 1, "reload table");
 
@@ -73,6 +76,7 @@ static const struct label_def label_defs[CN_ML__COUNT] = {
     [CN_ML_CACHE_STATUS] = FIXED("status", cache_status_values),
     [CN_ML_ERROR_KIND] = FIXED("kind", err_kind_values),
     [CN_ML_QUEUE_OUTCOME] = FIXED("outcome", queue_outcome_values),
+    [CN_ML_FILL_EVENT] = FIXED("event", fill_event_values),
     [CN_ML_CONN_STATE] = FIXED("state", conn_state_values),
     [CN_ML_RELOAD_RESULT] = FIXED("result", reload_values),
     [CN_ML_VERSION] = FIXED("version", version_values),
@@ -393,6 +397,12 @@ void
 cn_metrics_cache_request(cn_metrics_t *m, uint32_t cache_slot, cn_metrics_cache_status_t st)
 {
     add(&cells_of(m, CN_M_CACHE_REQUESTS, cache_slot)[st], 1);
+}
+
+void
+cn_metrics_fill_event(cn_metrics_t *m, uint32_t cache_slot, cn_metrics_fill_event_t ev)
+{
+    add(&cells_of(m, CN_M_CACHE_FILL_EVENTS, cache_slot)[ev], 1);
 }
 
 void

@@ -36,6 +36,7 @@ typedef enum cn_metrics_label {
     CN_ML_CACHE_STATUS,  /* status: cn_metrics_cache_status_t */
     CN_ML_ERROR_KIND,    /* kind: cn_metrics_err_kind_t */
     CN_ML_QUEUE_OUTCOME, /* outcome: cn_metrics_queue_outcome_t */
+    CN_ML_FILL_EVENT,    /* event: cn_metrics_fill_event_t */
     CN_ML_CONN_STATE,    /* state: active, idle */
     CN_ML_RELOAD_RESULT, /* result: ok, error */
     CN_ML_VERSION,       /* version: CAIRN_VERSION_STRING */
@@ -76,6 +77,13 @@ typedef enum cn_metrics_err_kind {
     CN_METRICS_ERR_OTHER,
 } cn_metrics_err_kind_t;
 
+typedef enum cn_metrics_fill_event {
+    CN_METRICS_FILL_BACKGROUND = 0, /* a stale-while-revalidate refresh started */
+    CN_METRICS_FILL_TAKEOVER,       /* age_timeout: a waiter took a stalled fill over */
+    CN_METRICS_FILL_ELECTED,        /* the leader failed before its head: a waiter leads */
+    CN_METRICS_FILL_ABANDONED,      /* a detached fetch nobody could use was stopped */
+} cn_metrics_fill_event_t;
+
 typedef enum cn_metrics_queue_outcome {
     CN_METRICS_QUEUE_ADMITTED = 0, /* got a slot */
     CN_METRICS_QUEUE_TIMEOUT,      /* queue_timeout: answered 503 */
@@ -115,6 +123,8 @@ void cn_metrics_request_done(cn_metrics_t *m, uint32_t route_slot, unsigned stat
                              uint64_t duration_ns, uint64_t body_bytes);
 /** What the cache answered on a caching route. */
 void cn_metrics_cache_request(cn_metrics_t *m, uint32_t cache_slot, cn_metrics_cache_status_t st);
+/** One fill event of the cache in @cache_slot. */
+void cn_metrics_fill_event(cn_metrics_t *m, uint32_t cache_slot, cn_metrics_fill_event_t ev);
 /** An upstream response head arrived with @status. */
 void cn_metrics_upstream_response(cn_metrics_t *m, uint32_t upstream_slot, unsigned status);
 /** An upstream attempt failed. */

@@ -481,6 +481,14 @@ upstream_of(const cn_session_t *s)
 }
 
 static void
+fill_metric(cn_session_t *s, cn_metrics_fill_event_t ev)
+{
+    uint32_t slot;
+    if (cn_stats_cache_slot(s, &slot))
+        cn_metrics_fill_event(s->w->metrics, slot, ev);
+}
+
+static void
 queue_metric(cn_session_t *s, cn_metrics_queue_outcome_t outcome)
 {
     struct cn_cached *cc = s->cc;
@@ -727,6 +735,7 @@ on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
     struct cn_cached *cc = s->cc;
     if (ev == CN_FILL_EV_LEAD) {
         CN_LOG_DEBUG(s->id, "the fill's leader failed before its head: leading the fetch");
+        fill_metric(s, CN_METRICS_FILL_ELECTED);
         lead(s, cn_fill_gen(f));
         return;
     }
@@ -785,6 +794,7 @@ on_wait_timer(uv_timer_t *t)
     if (gen != 0) {
         CN_LOG_INFO(s->id, "fill made no progress for age_timeout (%llu ms): taking it over",
                     (unsigned long long)conf->lock_age_timeout_ms);
+        fill_metric(s, CN_METRICS_FILL_TAKEOVER);
         lead(s, gen);
     }
 }
@@ -845,6 +855,7 @@ revalidate_in_background(cn_session_t *parent, cn_cache_obj_t *o)
     cc->detached = true;
     cc->outcome = OUT_REFRESHED;
     b->cache_status = "BACKGROUND";
+    fill_metric(parent, CN_METRICS_FILL_BACKGROUND);
     CN_LOG_DEBUG(parent->id, "served stale; background revalidation #%llu",
                  (unsigned long long)b->id);
     begin_fetch(b, true);
@@ -1345,6 +1356,12 @@ cn_cached_upstream_error(cn_session_t *s, unsigned status)
     cc->miss = false;
     serve_object(s, cc->stale, OUT_STALE);
     return true;
+}
+
+void
+cn_cached_abandoned(cn_session_t *s)
+{
+    fill_metric(s, CN_METRICS_FILL_ABANDONED);
 }
 
 bool

@@ -32,6 +32,8 @@ bool cn_cached_head_as_get(const cn_session_t *s);
 /** The client of a fill leader left: true when the session must go on without it (the
  *  fetch still serves the fill's waiters and the cache). */
 bool cn_cached_detach(cn_session_t *s);
+/** Counts a detached fetch that was stopped because nothing could use it. */
+void cn_cached_abandoned(cn_session_t *s);
 /** Session end: drops every object reference (a partial object is never stored). */
 void cn_cached_end(cn_session_t *s);
 /** Adds the Cache-Status field for this response (RFC 9211). */

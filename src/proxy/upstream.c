@@ -916,6 +916,7 @@ parse_response_head(struct proxy_ctx *px)
         cn_cached_head_result_t cr = s->cc != NULL ? cn_cached_upstream_head(s) : CN_CACHED_STREAM;
         if (cr == CN_CACHED_ABANDON) {
             /* A detached leader whose response nobody can use: stop fetching. */
+            cn_cached_abandoned(s);
             up_close(uc, true);
             s->src_ops = NULL;
             cn_session_abort(s);
