@@ -3,6 +3,7 @@ report (ASan, UBSan, LeakSanitizer; the `cairn` fixture checks stderr at teardow
 Each scenario runs a few rounds because shutdown races depend on timing."""
 import os
 import signal
+import threading
 
 import pytest
 
@@ -57,8 +58,19 @@ def test_exit_clean_proxy(cairn, origin, rnd):
     s.close()
     s2 = RawConn(c.port)
     s2.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = {}
+
+    def finish():  # in flight at SIGTERM: read the answer, then hang up (ends lingering close)
+        try:
+            got["r"] = s2.read_response(timeout=3)
+        finally:
+            s2.close()
+
+    t = threading.Thread(target=finish)
+    t.start()
     stop_clean(c)
-    s2.close()
+    t.join(3)
+    assert got.get("r") is not None and got["r"].status == 200, f"in-flight request lost: {got}"
 
 
 @pytest.mark.parametrize("rnd", range(ROUNDS))

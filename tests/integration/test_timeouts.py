@@ -118,8 +118,8 @@ def test_client_timeouts_do_not_cut_slow_upstream_responses(cairn, origin):
     takes longer than all of them (but less than read_timeout) must arrive intact."""
     from helpers import proxy_config
     from origins import Slow
-    org = origin({"/slow-head": Slow(delay_headers=2.0, body=b"late\n"),
-                  "/slow-body": Slow(chunk_delay=0.7, chunks=4, body=b"abcdefgh" * 4)})
+    org = origin({"/slow-head": Slow(delay_headers=1.6, body=b"late\n"),
+                  "/slow-body": Slow(chunk_delay=0.6, chunks=3, body=b"abcdefgh" * 3)})
     c = cairn(proxy_config(org, server={"header_timeout": "1s", "keepalive_timeout": "1s",
                                         "body_timeout": "1s"},
                            upstream_extra={"read_timeout": "5s"}))
@@ -127,7 +127,7 @@ def test_client_timeouts_do_not_cut_slow_upstream_responses(cairn, origin):
         r = s.request("GET", "/slow-head", timeout=6)
         assert r.status == 200 and r.body == b"late\n", r
         r = s.request("GET", "/slow-body", timeout=6)
-        assert r.status == 200 and r.body == b"abcdefgh" * 4, r
+        assert r.status == 200 and r.body == b"abcdefgh" * 3, r
         r = s.request("POST", "/slow-head", body=b"x" * 100, timeout=6)
         assert r.status == 200 and r.body == b"late\n", r
 
