@@ -132,3 +132,13 @@ def test_large_response_header_within_buffer(cairn, origin):
     r = get(c.port, "/h")
     assert r.status == 200 and r.body == b"ok\n", r
     assert r.header("X-Huge-0") == "h" * 30000, "a 30 KB response header (buffer_size 64KiB) was mangled"
+
+
+def test_expect_continue_origin_rejects_without_body(srv):
+    """The origin refuses before the body: the client, still waiting to send its body,
+    gets the final 413 without having to send anything."""
+    with RawConn(srv.port, timeout=5) as c:
+        c.send(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n"
+               b"Expect: 100-continue\r\n\r\n")
+        r = c.read_response(timeout=3)
+    assert r.status == 413 and r.body == b"too large", f"origin's early refusal not relayed: {r}"
