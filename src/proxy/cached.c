@@ -379,6 +379,8 @@ plan_range(cn_session_t *s, struct cn_cached *cc, const cn_cache_obj_t *o, size_
     return true;
 }
 
+static void policy_conf(const cn_session_t *s, cn_policy_conf_t *pc);
+
 static void
 serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
 {
@@ -395,6 +397,14 @@ serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
     cn_headers_init(&s->resp.headers, s->arena);
     for (size_t i = 0; i < o->headers.n; i++)
         cn_headers_add(&s->resp.headers, o->headers.items[i].name, o->headers.items[i].value);
+    if (outcome == OUT_HIT || outcome == OUT_STALE) {
+        /* no-cache="field": those fields go out only after a revalidation (§5.2.2.4). */
+        cn_policy_conf_t pc;
+        cn_cc_t rcc;
+        policy_conf(s, &pc);
+        cn_policy_response_cc(&pc, &o->headers, &rcc);
+        cn_policy_strip_for_reuse(&s->resp.headers, &rcc);
+    }
     char agebuf[24];
     int al = snprintf(agebuf, sizeof(agebuf), "%lld", (long long)(age < 0 ? 0 : age));
     cn_headers_set_copy(&s->resp.headers, CAIRN_IOV_LIT("Age"), cn_iov(agebuf, (size_t)al));
