@@ -796,8 +796,15 @@ on_signal(uv_signal_t *h, int signum)
         break;
     case SIGUSR1:
         CN_LOG_NOTICE(0, "SIGUSR1 received: reopening log files");
-        cn_log_reopen();
-        cn_accesslog_reopen();
+        /* Each result is logged after the reopen, so it lands in the new file. */
+        if (cn_log_reopen() != CAIRN_OK)
+            CN_LOG_ERROR(0, "reopening the error log failed; still writing to the old file");
+        else
+            CN_LOG_NOTICE(0, "error log reopened");
+        if (cn_accesslog_reopen() != CAIRN_OK)
+            CN_LOG_ERROR(0, "reopening the access log failed; still writing to the old file");
+        else
+            CN_LOG_NOTICE(0, "access log reopened");
         break;
     case SIGHUP:
         CN_LOG_NOTICE(0, "SIGHUP received: reloading %s", srv->cfg->file);
