@@ -51,10 +51,10 @@ static struct body bodies[] = {
 
 struct conn {
     int fd;
-    int close_after;   /* close once the output is flushed */
-    int waiting_slow;  /* a /slow/ answer is scheduled: stop parsing until it is sent */
+    int close_after;  /* close once the output is flushed */
+    int waiting_slow; /* a /slow/ answer is scheduled: stop parsing until it is sent */
     size_t in_len;
-    size_t skip_body;  /* request body bytes still to discard */
+    size_t skip_body; /* request body bytes still to discard */
     char head[HEAD_CAP];
     size_t head_len, head_off;
     const char *out_body;
@@ -243,8 +243,8 @@ set_response(struct conn *c, int status, const char *reason, const char *cc, con
     int n = snprintf(c->head, HEAD_CAP,
                      "HTTP/1.1 %d %s\r\nServer: bench-origin\r\nDate: %s\r\n"
                      "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s%s%s\r\n",
-                     status, reason, date_hdr, ctype, len, cc ? "Cache-Control: " : "", cc ? cc : "",
-                     cc ? "\r\n" : "", c->close_after ? "Connection: close\r\n" : "");
+                     status, reason, date_hdr, ctype, len, cc ? "Cache-Control: " : "",
+                     cc ? cc : "", cc ? "\r\n" : "", c->close_after ? "Connection: close\r\n" : "");
     c->head_len = (size_t)n;
     c->head_off = 0;
     c->out_body = head_only ? NULL : body;
