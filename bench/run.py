@@ -93,6 +93,19 @@ def core_busy(t0, t1):
     return res
 
 
+def wait_quiet(max_wait, threshold=0.15, probe=0.5):
+    """Wait (at most max_wait seconds) until, over a short probe, every core is less than
+    threshold busy: other work on the machine would distort the run. Returns the seconds waited
+    and the last probe's busy shares."""
+    t_start = time.time()
+    while True:
+        t0 = core_times()
+        time.sleep(probe)
+        busy = core_busy(t0, core_times())
+        if all(b is not None and b < threshold for b in busy.values()) or time.time() - t_start >= max_wait:
+            return round(time.time() - t_start, 1), busy
+
+
 def machine():
     model = ""
     with open("/proc/cpuinfo") as f:
@@ -222,6 +235,7 @@ def measure(proxy, origin, scenario, rep, args, run_id):
            "connections": args.connections if kind == "wrk" else args.stampede_n,
            "loadavg_before": loadavg(), "machine": args.machine}
     if kind == "wrk":
+        rec["quiet_wait_s"], rec["idle_probe"] = wait_quiet(args.wait_quiet)
         # warm-up: fills the cache (and the upstream keep-alive pool), then the measured run
         px.http_get(proxy.port, path)
         if args.warmup > 0:
@@ -244,6 +258,7 @@ def measure(proxy, origin, scenario, rep, args, run_id):
                     "bytes": w["bytes"]})
     else:
         key = f"{path}{scenario}-{proxy.name}-{rep}-{uuid.uuid4().hex[:8]}"
+        rec["quiet_wait_s"], rec["idle_probe"] = wait_quiet(args.wait_quiet)
         o0 = origin.stats()["total"]
         c0 = px.cpu_us(pids)
         k0 = core_times()
@@ -297,7 +312,8 @@ def fmt_num(v, digits=0):
 def ratio(v, base):
     if v is None or not base:
         return ""
-    return f" ({v / base:.2f}×)"
+    r = v / base
+    return f" ({r:.2f}×)" if r >= 0.1 else f" ({r:.3f}×)"
 
 
 def summarize(records, proxies, scenarios):
@@ -359,8 +375,9 @@ def targets(table, proxies, scenarios, idle):
     return lines
 
 
-def write_markdown(path, table, proxies, scenarios, args, meta, idle):
+def write_markdown(path, table, proxies, scenarios, args, meta, idle, records=()):
     L = []
+    busy = [r for r in records if any((b or 0) >= 0.15 for b in r.get("idle_probe", {}).values())]
     L.append(f"# cairn benchmark — {meta['date']}")
     L.append("")
     L.append(f"git `{meta['git']}`; {meta['machine']['nproc']} cores, {meta['machine']['cpu']}, "
@@ -368,7 +385,9 @@ def write_markdown(path, table, proxies, scenarios, args, meta, idle):
              f"{LOAD_CORE}; {args.reps} interleaved repetitions of {args.duration} s "
              f"(after {args.warmup} s warm-up), wrk -t1 -c{args.connections}; stampede: "
              f"{args.stampede_n} concurrent requests for a new 200 ms key per repetition.")
-    L.append(f"Load average before: {meta['load_before']}, after: {meta['load_after']}.")
+    L.append(f"Load average before: {meta['load_before']}, after: {meta['load_after']}. "
+             f"Runs that started while other work kept a core ≥ 15% busy (after waiting up to "
+             f"{args.wait_quiet:g} s): {len(busy)} of {len(records)}.")
     L.append("Versions: " + ", ".join(f"{p} {meta['versions'].get(p, '')}" for p in proxies) + ".")
     L.append("")
     L.append("Medians over the repetitions; (×) = ratio to nginx. CPU = proxy utime+stime per "
@@ -418,6 +437,9 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--stampede-n", type=int, default=500)
     ap.add_argument("--idle-n", type=int, default=10000)
+    ap.add_argument("--wait-quiet", type=float, default=30,
+                    help="before each run, wait up to this many seconds for every core to be "
+                         "under 15%% busy (other work on the machine); 0 = do not wait")
     ap.add_argument("--no-idle", action="store_true", help="skip bench/idle_conns.py")
     ap.add_argument("--out", default=RESULTS, help="directory of runs.jsonl and latest.md")
     args = ap.parse_args()
@@ -506,7 +528,7 @@ def main():
             idle = {"output": f"failed: {e!r}"}
     meta["load_after"] = loadavg()
     table = summarize(records, proxies, scenarios)
-    md = write_markdown(os.path.join(args.out, "latest.md"), table, proxies, scenarios, args, meta, idle)
+    md = write_markdown(os.path.join(args.out, "latest.md"), table, proxies, scenarios, args, meta, idle, records)
     print()
     print(md)
     import shutil
