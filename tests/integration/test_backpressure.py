@@ -220,7 +220,10 @@ def run_ten_slow_misses(cairn, origin):
         cl.send()
         time.sleep(0.02)
     # all sent (0.2 s); the first pair is at the origin, eight wait
-    mid = gauges(c)
+    try:
+        mid = wait_gauges(c, 2, 8, timeout=0.25, what="all ten sent")
+    except AssertionError:
+        mid = gauges(c)
     results = [cl.result() for cl in clients]
     total = time.monotonic() - t0
     after = scrape(c)
@@ -301,6 +304,83 @@ def test_hits_and_coalesced_waiters_take_no_slot(cairn, origin):
     # the waiter on the queued fill finished with its fill (round 2), not in a round of its own
     assert waiters[0].elapsed < 2.0 + 0.6, f"waiter on /slow/3 took {waiters[0].elapsed:.2f}s"
     wait_gauges(c, 0, 0, what="after the run")
+
+
+def test_stale_answer_takes_no_slot(cairn, origin):
+    """A stale-while-revalidate answer is sent at once even when every slot is taken; its
+    background revalidation is the one that queues."""
+    versions = {"n": 0}
+
+    def swr(o, req, sock):
+        versions["n"] += 1
+        if versions["n"] > 1:
+            o.sleep(0.3)
+        b = f"swr v{versions['n']}\n".encode()
+        # v1 goes stale after 1 s; the refreshed v2 stays fresh for the rest of the test
+        max_age = 1 if versions["n"] == 1 else 60
+        sock.sendall(f"HTTP/1.1 200 OK\r\nCache-Control: max-age={max_age}, "
+                     f"stale-while-revalidate=30"
+                     f"\r\nETag: \"s{versions['n']}\"\r\nContent-Length: {len(b)}\r\n\r\n"
+                     .encode() + b)
+        return True
+
+    org, conc = slow_origin(origin, delay=1.5, extra_routes={"/swr": Func(swr)})
+    c = cairn(bp_config(org, max_in_flight=1))
+    r = get(c.port, "/swr")
+    assert r.status == 200 and r.body == b"swr v1\n", r
+    time.sleep(2.3)  # age 2 > max-age 1: stale, inside the 30 s window
+    holder = Client(c.port, "/hold").send()
+    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
+    wait_gauges(c, 1, 0, what="the holder has the only slot")
+    t0 = time.monotonic()
+    r = get(c.port, "/swr", timeout=5)
+    dt = time.monotonic() - t0
+    print(f"\n[scenario 2b] stale answer with every slot taken: {dt * 1000:.1f} ms, "
+          f"{r.header('Cache-Status')}")
+    assert r.status == 200 and r.body == b"swr v1\n", r
+    assert dt < 0.1, f"a stale-while-revalidate answer waited {dt * 1000:.0f} ms for an " \
+                     f"origin slot"
+    # the background revalidation waits for the slot, then refreshes the object
+    wait_gauges(c, 1, 1, timeout=1, what="the background revalidation queued")
+    ok_body(holder.result(), "/hold")
+    wait_for(lambda: versions["n"] >= 2, timeout=3, msg="the background revalidation")
+    wait_gauges(c, 0, 0, timeout=3, what="after the revalidation")
+    r = get(c.port, "/swr", timeout=5)
+    assert r.body == b"swr v2\n", f"the background revalidation did not refresh: {r!r}"
+    assert versions["n"] == 2
+
+
+def test_queue_wait_not_counted_in_age(cairn, origin):
+    """RFC 9111 §4.2.3: request_time is when cairn sent the request that produced the stored
+    response. A fill that waited in the origin queue must not be stored older by its queue
+    wait: an immediate answer with max-age=2 fetched after a 2.5 s queue wait is fresh."""
+    org, conc = slow_origin(origin, delay=2.5, extra_routes={
+        "/short": Normal(200, b"short-lived\n", headers={"Cache-Control": "max-age=2"})})
+    c = cairn(bp_config(org, max_in_flight=1))
+    holder = Client(c.port, "/hold").send()
+    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
+    queued = Client(c.port, "/short").send()
+    wait_gauges(c, 1, 1, what="/short queued")
+    ok_body(holder.result(), "/hold")
+    first = queued.result()
+    assert first.status == 200 and first.body == b"short-lived\n", first
+    t_stored = time.monotonic()
+    r = get(c.port, "/short", timeout=5)
+    dt_after = time.monotonic() - t_stored
+    age = r.header("Age")
+    print(f"\n[queue/age] leader waited {queued.elapsed:.2f}s: its answer Age={first.header('Age')} "
+          f"{first.header('Cache-Status')}; next request {dt_after * 1000:.0f} ms later: "
+          f"Age={age} {r.header('Cache-Status')}; origin saw /short "
+          f"{origin_count(org, '/short')} times")
+    assert r.status == 200 and r.body == b"short-lived\n", r
+    assert origin_count(org, "/short") == 1 and "hit" in (r.header("Cache-Status") or ""), \
+        f"an object fetched a moment ago with max-age=2 was already stale: the {queued.elapsed:.1f}s " \
+        f"its fill spent in the origin queue was counted in its age (Age {age}, " \
+        f"Cache-Status {r.header('Cache-Status')}, origin requests for /short: " \
+        f"{origin_count(org, '/short')})"
+    assert age is not None and int(age) <= 1, \
+        f"Age {age} on an object received {dt_after:.2f}s ago from an origin that answered at " \
+        f"once (the queue wait was counted as response delay)"
 
 
 # --------------------------------------------------------------------------------------
