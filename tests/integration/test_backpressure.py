@@ -86,7 +86,7 @@ def slow_origin(origin, delay=0.5, cache_control="max-age=60", extra_routes=None
 
 
 def bp_config(org, max_in_flight=2, queue_timeout="10s", retry_after=None,
-              pass_takes_slot=False, workers=2, read_timeout="5s", retries=None):
+              pass_takes_slot=False, workers=2, read_timeout="5s", retries=None, lock=None):
     up = {"max_in_flight": max_in_flight, "queue_timeout": queue_timeout,
           "pass_takes_slot": pass_takes_slot, "read_timeout": read_timeout}
     if retry_after is not None:
@@ -96,6 +96,8 @@ def bp_config(org, max_in_flight=2, queue_timeout="10s", retry_after=None,
     cfg = proxy_config(org, route_extra={"cache": "c"}, upstream_extra=up,
                        server={"workers": workers, "header_timeout": "10s"})
     cfg["caches"] = {"c": {"memory": {"size": "64MiB"}}}
+    if lock:
+        cfg["caches"]["c"]["lock"] = lock
     return cfg
 
 
@@ -485,6 +487,138 @@ def test_queued_leader_alone_leaves_queue_at_once(cairn, origin):
     assert waits(after, "admitted")[0] - waits(before, "admitted")[0] == 0
     # cairn still serves the key
     ok_body(get(c.port, "/lonely", timeout=5), "/lonely")
+
+
+def test_queued_fill_abandoned_when_last_waiter_leaves(cairn, origin):
+    """The leader's client left while a waiter kept the fill queued; when that waiter leaves
+    too, nothing can use the fetch: it leaves the queue and never reaches the origin."""
+    org, conc = slow_origin(origin, delay=1.5)
+    c = cairn(bp_config(org, max_in_flight=1))
+    holder = Client(c.port, "/hold").send()
+    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
+    leader = Client(c.port, "/k").send()
+    wait_gauges(c, 1, 1, what="the leader of /k queued")
+    waiter = Client(c.port, "/k").send()
+    wait_for(lambda: value(scrape(c), "cairn_cache_lock_waiters") >= 1, timeout=3,
+             msg="the second /k waiting on the fill")
+    leader.abort()
+    time.sleep(0.1)
+    assert gauges(c) == (1, 1), "the fill must stay queued while a client waits on it"
+    waiter.abort()
+    time.sleep(0.5)
+    g = gauges(c)
+    ok_body(holder.result(), "/hold")
+    time.sleep(0.5)
+    n = origin_count(org, "/k")
+    print(f"\n[abandon] 0.5 s after the last client left: in_flight/queued {g}; origin saw /k "
+          f"{n} times")
+    assert g == (1, 0) and n == 0, \
+        f"every client of a queued fill left (the leader's first, then the waiter's): the fetch " \
+        f"must leave the queue (docs/cache.md: a detached fetch is abandoned when it is still " \
+        f"queued with no waiters left); 0.5 s later in_flight/queued was {g} (expected (1, 0)) " \
+        f"and the origin later saw /k {n} times (expected 0)"
+    wait_gauges(c, 0, 0, what="after the run")
+
+
+def test_detached_queued_fill_times_out_waiter_answered(cairn, origin):
+    """The leader's client left, a waiter keeps the fill queued, and the fill times out in
+    the queue: the waiter gets an answer (503 with Retry-After, or the object once a slot
+    frees), never a hang or a reset; cairn stays healthy."""
+    org, conc = slow_origin(origin, delay=1.5)
+    c = cairn(bp_config(org, max_in_flight=1, queue_timeout="500ms", retry_after=2))
+    holder = Client(c.port, "/hold").send()
+    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
+    leader = Client(c.port, "/k").send()
+    wait_gauges(c, 1, 1, what="the leader of /k queued")
+    waiter = Client(c.port, "/k").send()
+    wait_for(lambda: value(scrape(c), "cairn_cache_lock_waiters") >= 1, timeout=3,
+             msg="the second /k waiting on the fill")
+    leader.abort()
+    r = waiter.result(timeout=8)
+    print(f"\n[detached+timeout] waiter after {waiter.elapsed:.2f}s: {r!r}")
+    assert r.status in (200, 503), r
+    if r.status == 503:
+        assert r.header("Retry-After") == "2", r
+        assert waiter.elapsed < 1.5, f"503 after {waiter.elapsed:.2f}s (queue_timeout 0.5 s)"
+    else:
+        ok_body(r, "/k")
+    ok_body(holder.result(), "/hold")
+    assert origin_count(org, "/k") <= 1
+    wait_gauges(c, 0, 0, what="after the run")
+    ok_body(get(c.port, "/k", timeout=5), "/k")
+
+
+def test_waiters_of_timed_out_fill_bounded_by_queue_timeout(cairn, origin):
+    """docs/cache.md: "queue_timeout bounds what a client waits". Clients coalesced on a fill
+    that times out in the queue waited for a slot as long as its leader did: each must be
+    answered within about one queue_timeout, not one queue_timeout more per waiter ahead of
+    it (the fill being handed from waiter to waiter, each queueing again)."""
+    org, conc = slow_origin(origin, delay=3.0)
+    c = cairn(bp_config(org, max_in_flight=1, queue_timeout="400ms"))
+    holder = Client(c.port, "/hold").send()
+    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
+    leader = Client(c.port, "/k").send()
+    wait_gauges(c, 1, 1, what="the leader of /k queued")
+    waiters = [Client(c.port, "/k").send() for _ in range(4)]
+    rs = [cl.result(timeout=10) for cl in [leader] + waiters]
+    took = [round(cl.elapsed, 2) for cl in [leader] + waiters]
+    print(f"\n[fill timeout] statuses {[r.status for r in rs]}, answered after {took} s "
+          f"(queue_timeout 0.4 s); origin /k {origin_count(org, '/k')}")
+    for r in rs:
+        assert r.status == 503 and r.header("Retry-After") == "1", r
+    assert max(took) <= 0.4 + 0.4, \
+        f"clients behind a fill that timed out in the origin queue were answered after {took} s " \
+        f"with queue_timeout 0.4 s: each waiter re-queued the fill in turn"
+    assert origin_count(org, "/k") == 0
+    ok_body(holder.result(), "/hold")
+
+
+def test_waiters_on_queued_fill_do_not_take_over_by_age(cairn, origin):
+    """lock.age_timeout hands a fill whose leader made no progress at the origin to a waiter.
+    A fill that is only queued for an origin slot has not stalled at the origin: its waiters
+    must keep waiting for it (one origin request for the key), not queue a second fetch."""
+    org, conc = slow_origin(origin, delay=2.5)
+    c = cairn(bp_config(org, max_in_flight=1, lock={"wait_timeout": "10s", "age_timeout": "1s"}))
+    holder = Client(c.port, "/hold").send()
+    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
+    leader = Client(c.port, "/k").send()
+    wait_gauges(c, 1, 1, what="the leader of /k queued")
+    waiter = Client(c.port, "/k").send()
+    time.sleep(1.6)  # past age_timeout, the holder still runs
+    queued_then = gauges(c)[1]
+    for cl in (holder, leader, waiter):
+        ok_body(cl.result(), cl.target)
+    time.sleep(0.3)
+    n = origin_count(org, "/k")
+    print(f"\n[age_timeout] queued after 1.6 s: {queued_then:g}; origin requests for /k: {n}; "
+          f"leader {leader.elapsed:.2f}s waiter {waiter.elapsed:.2f}s")
+    assert n == 1 and queued_then == 1, \
+        f"a waiter took over a fill that was only waiting for an origin slot (age_timeout 1s): " \
+        f"{queued_then:g} fetches queued for one key, the origin saw /k {n} times"
+    wait_gauges(c, 0, 0, what="after the run")
+
+
+def test_waiters_giving_up_still_respect_max_in_flight(cairn, origin):
+    """lock.wait_timeout: a waiter that waited that long fetches on its own. That fetch is an
+    origin fetch of a cacheable key, so max_in_flight must still bound the origin's load:
+    waiters of a queued fill must not all bypass the queue at once."""
+    org, conc = slow_origin(origin, delay=2.0)
+    c = cairn(bp_config(org, max_in_flight=1, lock={"wait_timeout": "700ms",
+                                                     "age_timeout": "10s"}))
+    holder = Client(c.port, "/hold").send()
+    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
+    leader = Client(c.port, "/k").send()
+    wait_gauges(c, 1, 1, what="the leader of /k queued")
+    waiters = [Client(c.port, "/k").send() for _ in range(4)]
+    rs = [cl.result(timeout=20) for cl in [holder, leader] + waiters]
+    print(f"\n[wait_timeout] origin max concurrency {conc.max} (max_in_flight 1); origin "
+          f"requests for /k: {origin_count(org, '/k')}; statuses {[r.status for r in rs]}")
+    for r in rs:
+        assert r.status in (200, 503), r
+    assert conc.max <= 1, \
+        f"max_in_flight 1, but the origin saw {conc.max} requests at once: waiters whose " \
+        f"lock.wait_timeout expired while their fill was queued went around the queue"
+    wait_gauges(c, 0, 0, what="after the run")
 
 
 # --------------------------------------------------------------------------------------
