@@ -229,3 +229,73 @@ def test_never_served_stale(cairn, origin, cc):
     assert beh.n == 2, f"three concurrent revalidations must share one origin request " \
                        f"(origin saw {beh.n})"
     assert beh.log[1][1] in (None, '"v1"'), beh.log[1]
+
+
+def test_swr_background_304_refreshes_stored_object(cairn, origin):
+    """The background revalidation is conditional (the object has an ETag); a 304 refreshes
+    the stored object: the next request is a fresh hit on the same body, with a reset Age."""
+    log = []
+
+    def validating(o, req, sock):
+        inm = req.header("if-none-match")
+        log.append(inm)
+        hs = 'Cache-Control: max-age=2, stale-while-revalidate=10\r\nETag: "same"\r\n'
+        if inm == '"same"':
+            sock.sendall(f"HTTP/1.1 304 Not Modified\r\n{hs}\r\n".encode())
+        else:
+            sock.sendall(f"HTTP/1.1 200 OK\r\n{hs}Content-Length: 12\r\n\r\nsame body v1".encode())
+        return True
+
+    org = origin({"/doc": Func(validating)})
+    c = cairn(swr_config(org))
+    t0 = time.monotonic()
+    r, _ = timed_get(c.port)
+    assert r.status == 200 and r.body == b"same body v1", r
+    until(t0, 4.0)  # age 4 > 2: stale, inside the window
+    r, dt = timed_get(c.port)
+    assert r.status == 200 and r.body == b"same body v1" and dt < 0.05, (r, dt)
+    assert is_hit(r) and ttl_of(r) < 0, r.header("Cache-Status")
+    deadline = time.monotonic() + 1
+    while len(log) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log == [None, '"same"'], f"origin requests' If-None-Match: {log}"
+    time.sleep(0.3)
+    r, dt = timed_get(c.port)
+    print(f"\n[swr 304] after the background 304: {r.header('Cache-Status')} Age={r.header('Age')}")
+    assert r.status == 200 and r.body == b"same body v1", r
+    assert is_hit(r) and ttl_of(r) > 0, \
+        f"a 304 to the background revalidation must make the object fresh: {r.header('Cache-Status')}"
+    assert int(r.header("Age") or 0) <= 1, f"Age {r.header('Age')} after the refresh"
+    assert len(log) == 2
+
+
+def test_swr_background_error_keeps_stale_object(cairn, origin):
+    """A background revalidation answered with 500 neither replaces nor removes the stored
+    object: later requests inside the window still get the stale body at once (each may start
+    a new background attempt), never the 500."""
+    n = {"count": 0}
+
+    def flaky(o, req, sock):
+        n["count"] += 1
+        if n["count"] == 1:
+            sock.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=2, stale-while-revalidate=20"
+                         b"\r\nETag: \"e1\"\r\nContent-Length: 8\r\n\r\ngood v1\n")
+        else:
+            sock.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nbad\n")
+        return True
+
+    org = origin({"/doc": Func(flaky)})
+    c = cairn(swr_config(org))
+    t0 = time.monotonic()
+    r, _ = timed_get(c.port)
+    assert r.status == 200 and r.body == b"good v1\n", r
+    bodies = []
+    for at in (4.0, 4.6, 5.2):
+        until(t0, at)
+        r, dt = timed_get(c.port)
+        bodies.append((r.status, r.body, round(dt * 1000, 1), r.header("Cache-Status")))
+        assert r.status == 200 and r.body == b"good v1\n" and dt < 0.05, \
+            f"after a failed background revalidation: {r!r} in {dt * 1000:.0f} ms"
+    print(f"\n[swr 500] {bodies}; origin requests {n['count']}")
+    assert 2 <= n["count"] <= 4, n
+    assert c.alive()
