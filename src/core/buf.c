@@ -60,6 +60,8 @@ cn_buf_consume(cn_buf_t *b, size_t n)
 void
 cn_buf_append(cn_buf_t *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return; /* p may be NULL for an empty slice */
     if (cn_buf_reserve(b, n, 0) != CAIRN_OK)
         abort();
     memcpy(cn_buf_tail(b), p, n);

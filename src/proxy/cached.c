@@ -88,6 +88,7 @@ struct cn_cached {
     uint64_t queue_start_ns;
     cn_session_t *owner; /* for metrics from callbacks that only have cc */
     bool detached;       /* the leader's client left; the fetch goes on for the fill */
+    bool want_complete;  /* a Range waiter: serve from the complete object, not while streaming */
 };
 
 static void serve_pull(cn_session_t *s, void *src);
@@ -759,6 +760,24 @@ on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
     if (o != NULL)
         cn_cache_obj_ref(o);
     pthread_mutex_unlock(&f->lock);
+    if (cc->want_complete && state == CN_FILL_STREAMING) {
+        cn_cache_obj_unref(o); /* a Range waiter answers from the complete object */
+        return;
+    }
+    if (cc->want_complete && state == CN_FILL_DONE) {
+        cn_cache_obj_unref(o);
+        drop_fill(cc);
+        cc->want_complete = false;
+        lookup_and_go(s); /* finds the stored object and answers the range from it */
+        return;
+    }
+    if (cc->want_complete && state != CN_FILL_PENDING) {
+        /* Not stored (pass, failure): forward the Range request as it is. */
+        cn_cache_obj_unref(o);
+        cc->want_complete = false;
+        fetch_alone(s, false, state == CN_FILL_PASS ? OUT_PASS : OUT_MISS);
+        return;
+    }
     switch (state) {
     case CN_FILL_PENDING:
         break;
@@ -833,18 +852,12 @@ wait_for_fill(cn_session_t *s, cn_fill_t *f)
 
 /* ---- stale-while-revalidate ------------------------------------------------------------ */
 
-/* Starts the one background revalidation of @o for @parent's key (none when a fetch for the
- * key is already running). */
+/* A client-less session leading fill @f (its reference is taken) for @parent's key: a
+ * revalidation of @o, or (@o NULL) a full fetch. */
 static void
-revalidate_in_background(cn_session_t *parent, cn_cache_obj_t *o)
+fetch_in_background(cn_session_t *parent, cn_cache_obj_t *o, cn_fill_t *f)
 {
     struct cn_cached *pc = parent->cc;
-    bool leader;
-    cn_fill_t *f = cn_fill_join(cn_server_fills(parent->w->srv), &pc->key, &leader);
-    if (!leader) {
-        cn_fill_unref(f);
-        return;
-    }
     cn_session_t *b = cn_session_background(parent);
     struct cn_cached *cc = cn_arena_xalloc(b->arena, sizeof(*cc));
     memset(cc, 0, sizeof(*cc));
@@ -855,20 +868,35 @@ revalidate_in_background(cn_session_t *parent, cn_cache_obj_t *o)
     cc->key_text = cn_session_strdup(b, cn_iov_cstr(pc->key_text)).base;
     cc->request_time = (int64_t)time(NULL);
     cn_cc_init(&cc->req_cc);
-    cn_cache_obj_ref(o);
-    cc->stale = o;
-    cc->revalidating = o->etag.len > 0 || o->last_modified != 0;
+    if (o != NULL) {
+        cn_cache_obj_ref(o);
+        cc->stale = o;
+        cc->revalidating = o->etag.len > 0 || o->last_modified != 0;
+    }
     cc->fill_ref = f;
     cc->leading = true;
     cc->gen = cn_fill_gen(f);
     cc->miss = true;
     cc->detached = true;
-    cc->outcome = OUT_REFRESHED;
+    cc->outcome = o != NULL ? OUT_REFRESHED : OUT_MISS;
     b->cache_status = "BACKGROUND";
-    fill_metric(parent, CN_METRICS_FILL_BACKGROUND);
-    CN_LOG_DEBUG(parent->id, "served stale; background revalidation #%llu",
-                 (unsigned long long)b->id);
+    CN_LOG_DEBUG(parent->id, "background fetch #%llu", (unsigned long long)b->id);
     begin_fetch(b, true);
+}
+
+/* Starts the one background revalidation of @o for @parent's key (none when a fetch for the
+ * key is already running). */
+static void
+revalidate_in_background(cn_session_t *parent, cn_cache_obj_t *o)
+{
+    bool leader;
+    cn_fill_t *f = cn_fill_join(cn_server_fills(parent->w->srv), &parent->cc->key, &leader);
+    if (!leader) {
+        cn_fill_unref(f);
+        return;
+    }
+    fill_metric(parent, CN_METRICS_FILL_BACKGROUND);
+    fetch_in_background(parent, o, f);
 }
 
 /* ---- entry ----------------------------------------------------------------------------- */
@@ -945,6 +973,20 @@ lookup_and_go(cn_session_t *s)
         /* range: bypass: a Range miss goes to the origin as it is, uncached. */
         cc->detail = "range-bypass";
         fetch_alone(s, false, OUT_MISS);
+        return;
+    }
+    if (s->req->method_id == CN_METHOD_GET && !cc->no_store &&
+        cn_headers_get(&s->req->headers, CAIRN_IOV_LIT("range")) != NULL) {
+        /* range: fetch_full: the whole object is fetched (by a client-less leader, so the
+         * fill is shared as usual) and the range is answered from it once complete. */
+        bool leader;
+        cn_fill_t *f = cn_fill_join(cn_server_fills(s->w->srv), &cc->key, &leader);
+        if (leader) {
+            cn_fill_ref(f);
+            fetch_in_background(s, NULL, f);
+        }
+        cc->want_complete = true;
+        wait_for_fill(s, f);
         return;
     }
     if (cc->no_store || (cc->req_cc.flags & (CN_CC_NO_CACHE | CN_CC_PRAGMA_NO_CACHE))) {
@@ -1100,8 +1142,9 @@ policy_conf(const cn_session_t *s, cn_policy_conf_t *pc)
 {
     const cn_conf_cache_t *conf = s->route->cache;
     cn_policy_conf_init(pc);
-    if (conf->targeted_field != NULL)
-        pc->target_field = cn_iov_cstr(conf->targeted_field);
+    /* caches.<name>.targeted_field: null means none (not the policy's default name). */
+    pc->target_field =
+        conf->targeted_field != NULL ? cn_iov_cstr(conf->targeted_field) : cn_iov("", 0);
     pc->heuristic_fraction = conf->heuristic_percent / 100.0;
     pc->heuristic_max = (int64_t)(conf->heuristic_max_ms / 1000);
 }

@@ -159,6 +159,12 @@ waiter_unref(cn_fill_waiter_t *wt)
 }
 
 void
+cn_fill_ref(cn_fill_t *f)
+{
+    atomic_fetch_add(&f->refcnt, 1);
+}
+
+void
 cn_fill_unref(cn_fill_t *f)
 {
     if (f == NULL || atomic_fetch_sub(&f->refcnt, 1) != 1)

@@ -64,6 +64,7 @@ void cn_fill_table_free(cn_fill_table_t *t);
 /** Finds the fill of @key, or creates it with the caller as leader (*@leader = true).
  *  Returns a reference. Any thread. */
 cn_fill_t *cn_fill_join(cn_fill_table_t *t, const cn_cache_key_t *key, bool *leader);
+void cn_fill_ref(cn_fill_t *f);
 void cn_fill_unref(cn_fill_t *f);
 
 /** Adds a waiter for @session on @w; returns it with a reference for the caller. */

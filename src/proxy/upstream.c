@@ -720,6 +720,29 @@ finish_response(struct proxy_ctx *px)
         up_close(uc, false);
 }
 
+/* True when the slice being sent is the end of the body: no Content-Length bytes left, or
+ * only the last chunk (and trailers) left in the buffer. Peeks without consuming. */
+static bool
+body_ends_after(struct proxy_ctx *px, const cn_buf_t *rb)
+{
+    if (px->resp_close_delimited)
+        return false;
+    if (!px->resp_chunked)
+        return px->body_left == 0;
+    cn_h1_chunked_t peek = px->chunked;
+    size_t off = px->consume;
+    while (off < rb->len && !peek.done) {
+        size_t used = 0;
+        cairn_iov_t data = {0};
+        if (cn_h1_chunked_decode(&peek, cn_buf_start(rb) + off, rb->len - off, &used, &data) !=
+                CN_H1_OK ||
+            data.len > 0 || used == 0)
+            return false;
+        off += used;
+    }
+    return peek.done;
+}
+
 enum slice_result {
     SLICE_NEED_MORE, /* nothing to send yet: read more */
     SLICE_SENT,      /* a slice is with the client: wait for pull */
@@ -786,8 +809,13 @@ send_next_slice(struct proxy_ctx *px)
     px->sending = true;
     cn_sock_read_stop(&uc->sock);
     uv_timer_stop(&uc->timer);
-    if (s->cc != NULL)
+    if (s->cc != NULL) {
         cn_cached_upstream_body(s, v);
+        /* The object is stored when its last byte arrives, before the client has it, so a
+         * client that asks again at once finds it. */
+        if (body_ends_after(px, rb))
+            cn_cached_upstream_done(s);
+    }
     cn_session_send(s, &v, 1, false);
     return SLICE_SENT;
 }
