@@ -73,15 +73,15 @@ def loadavg():
 
 
 def core_times():
-    """(busy, total) jiffies per CPU from /proc/stat."""
+    """(busy, total, steal) jiffies per CPU from /proc/stat (busy includes steal)."""
     out = {}
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("cpu") and line[3].isdigit():
                 parts = line.split()
-                vals = [int(x) for x in parts[1:]]
-                idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-                out[int(parts[0][3:])] = (sum(vals[:8]) - idle, sum(vals[:8]))
+                vals = [int(x) for x in parts[1:]] + [0] * 8
+                idle = vals[3] + vals[4]
+                out[int(parts[0][3:])] = (sum(vals[:8]) - idle, sum(vals[:8]), vals[7])
     return out
 
 
@@ -90,6 +90,15 @@ def core_busy(t0, t1):
     for c in t0:
         db, dt = t1[c][0] - t0[c][0], t1[c][1] - t0[c][1]
         res[str(c)] = round(db / dt, 3) if dt else None
+    return res
+
+
+def core_steal(t0, t1):
+    """Share of each core's time the hypervisor gave to someone else."""
+    res = {}
+    for c in t0:
+        ds, dt = t1[c][2] - t0[c][2], t1[c][1] - t0[c][1]
+        res[str(c)] = round(ds / dt, 3) if dt else None
     return res
 
 
@@ -247,6 +256,7 @@ def measure(proxy, origin, scenario, rep, args, run_id):
         k1 = core_times()
         c1 = px.cpu_us(pids)
         rec["core_busy"] = core_busy(k0, k1)
+        rec["core_steal"] = core_steal(k0, k1)
         o1 = origin.stats()["total"]
         n = w["requests"]
         dur_s = w["duration_us"] / 1e6
@@ -266,6 +276,7 @@ def measure(proxy, origin, scenario, rep, args, run_id):
         k1 = core_times()
         c1 = px.cpu_us(pids)
         rec["core_busy"] = core_busy(k0, k1)
+        rec["core_steal"] = core_steal(k0, k1)
         st = origin.stats()
         o1 = st["total"]
         n = s["requests"]
@@ -388,6 +399,10 @@ def write_markdown(path, table, proxies, scenarios, args, meta, idle, records=()
     L.append(f"Load average before: {meta['load_before']}, after: {meta['load_after']}. "
              f"Runs that started while other work kept a core ≥ 15% busy (after waiting up to "
              f"{args.wait_quiet:g} s): {len(busy)} of {len(records)}.")
+    steals = [v for r in records for v in r.get("core_steal", {}).values() if v is not None]
+    if steals:
+        L.append(f"Hypervisor steal time per core and run: median {statistics.median(steals):.1%}, "
+                 f"max {max(steals):.1%}.")
     L.append("Versions: " + ", ".join(f"{p} {meta['versions'].get(p, '')}" for p in proxies) + ".")
     L.append("")
     L.append("Medians over the repetitions; (×) = ratio to nginx. CPU = proxy utime+stime per "
@@ -506,7 +521,7 @@ def main():
                             rps = "" if rec["rps"] is None else f"{rec['rps']:>10,.0f} req/s "
                             print(f"  {sc:10} {p:8} rep {rep}: {rps}p50 {rec['p50_ms']:.2f} ms "
                                   f"p99 {rec['p99_ms']:.2f} ms cpu {rec['cpu_us_per_req']} µs/req "
-                                  f"util {rec['proxy_cpu_util']} cores {rec['core_busy']} rss {rec['rss_kib'] // 1024} MiB "
+                                  f"util {rec['proxy_cpu_util']} cores {rec['core_busy']} steal {rec['core_steal']} rss {rec['rss_kib'] // 1024} MiB "
                                   f"origin {rec['origin_requests']} err {rec['errors']}", flush=True)
             finally:
                 for inst in running.values():
