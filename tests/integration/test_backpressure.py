@@ -12,7 +12,12 @@ Contract checked here:
   the gauges return to 0;
 - cairn_origin_fetch_queue_wait_seconds{upstream,outcome="admitted"|"timeout"|"gone"} counts
   the requests that waited in the queue, by how the wait ended (a fetch that found a free
-  slot never waited, so it is not observed).
+  slot never waited, so it is not observed);
+- with the cache lock: a queued fill nobody waits for any more leaves the queue; clients on a
+  fill that times out in the queue are answered within ~queue_timeout ("queue_timeout bounds
+  what a client waits"); lock.age_timeout does not hand a merely queued fill to a waiter;
+  waiters giving up (lock.wait_timeout) do not go around max_in_flight; a queued fill's wait
+  is not counted in the stored object's age (RFC 9111 §4.2.3 request_time).
 
 The origin measures its own concurrency: a request counts from the moment its head has been
 read until the origin starts writing the answer (so a slot released by cairn right after the
@@ -29,10 +34,9 @@ import time
 import pytest
 
 from helpers import RawConn, build_request, get, proxy_config, wait_for
-from origins import Func, Normal, Origin, Stream, blob
+from origins import Func, Normal, Stream, blob
 from test_metrics_admin import parse_prometheus, value
 
-MiB = 1 << 20
 
 
 # --------------------------------------------------------------------------------------
