@@ -86,9 +86,10 @@ struct cn_cached {
     bool slot_held;
     uv_timer_t *queue_timer;
     uint64_t queue_start_ns;
-    cn_session_t *owner; /* for metrics from callbacks that only have cc */
-    bool detached;       /* the leader's client left; the fetch goes on for the fill */
-    bool want_complete;  /* a Range waiter: serve from the complete object, not while streaming */
+    uv_timer_t *watch_timer; /* a detached queued leader watching for waiters to remain */
+    cn_session_t *owner;     /* for metrics from callbacks that only have cc */
+    bool detached;           /* the leader's client left; the fetch goes on for the fill */
+    bool want_complete; /* a Range waiter: serve from the complete object, not while streaming */
 };
 
 static void serve_pull(cn_session_t *s, void *src);
@@ -447,6 +448,7 @@ serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
 /* ---- coalescing: waiting on and streaming from another request's fill ----------------- */
 
 static void lookup_and_go(cn_session_t *s);
+static void finish_fill(struct cn_cached *cc, cn_fill_state_t state);
 static void fill_pull(cn_session_t *s);
 
 static void
@@ -514,6 +516,10 @@ release_slot(struct cn_cached *cc)
         uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
         cc->queue_timer = NULL;
     }
+    if (cc->watch_timer != NULL) {
+        uv_close((uv_handle_t *)cc->watch_timer, timer_closed);
+        cc->watch_timer = NULL;
+    }
     if (cc->slot_wait != NULL) {
         cn_limiter_cancel(cc->limiter, cc->slot_wait, false);
         cc->slot_wait = NULL;
@@ -545,6 +551,29 @@ static const cn_body_src_ops_t queue_ops = {
     .cancel = queue_cancel,
 };
 
+/* A fetch that waited in the origin queue looks in the cache once more: another fetch of
+ * the key (a fill that was taken over) may have stored it meanwhile. */
+static bool
+cached_meanwhile(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    if (!cc->leading || cc->revalidating || s->background)
+        return false;
+    cn_cache_obj_t *o = NULL;
+    if (cn_cache_lookup(cc->cache, &cc->key, &s->req->headers, &o) != CAIRN_OK || o == NULL)
+        return false;
+    if (cn_policy_freshness_check(&o->meta, &cc->req_cc, (int64_t)time(NULL)) != CN_POLICY_FRESH) {
+        cn_cache_obj_unref(o);
+        return false;
+    }
+    release_slot(cc);
+    finish_fill(cc, CN_FILL_DONE); /* waiters look it up too */
+    s->cache_status = "HIT";
+    serve_object(s, o, OUT_HIT);
+    cn_cache_obj_unref(o);
+    return true;
+}
+
 static void
 on_slot_granted(void *arg)
 {
@@ -557,7 +586,17 @@ on_slot_granted(void *arg)
         uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
         cc->queue_timer = NULL;
     }
+    if (cc->watch_timer != NULL) {
+        uv_close((uv_handle_t *)cc->watch_timer, timer_closed);
+        cc->watch_timer = NULL;
+    }
+    if (cc->leading && cc->fill_ref != NULL)
+        cn_fill_set_queued(cc->fill_ref, cc->gen, false);
+    /* RFC 9111 §4.2.3: request_time is when the request goes out, not when it queued. */
+    cc->request_time = (int64_t)time(NULL);
     s->src_ops = NULL;
+    if (cached_meanwhile(s))
+        return;
     cn_action_proxy(s);
 }
 
@@ -570,6 +609,13 @@ on_queue_timeout(uv_timer_t *t)
     cn_limiter_cancel(cc->limiter, cc->slot_wait, true);
     cc->slot_wait = NULL;
     queue_metric(s, CN_METRICS_QUEUE_TIMEOUT);
+    if (cc->watch_timer != NULL) {
+        uv_close((uv_handle_t *)cc->watch_timer, timer_closed);
+        cc->watch_timer = NULL;
+    }
+    /* The fill never reached the origin: its waiters get the same answer, now (they waited
+     * as long), rather than queueing again one after the other. */
+    finish_fill(cc, CN_FILL_BUSY);
     uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
     cc->queue_timer = NULL;
     s->src_ops = NULL;
@@ -594,9 +640,12 @@ begin_fetch(cn_session_t *s, bool takes_slot)
     if (cn_limiter_acquire(cc->limiter, up->max_in_flight, s->w, on_slot_granted, s,
                            &cc->slot_wait)) {
         cc->slot_held = true;
+        cc->request_time = (int64_t)time(NULL);
         cn_action_proxy(s);
         return;
     }
+    if (cc->leading && cc->fill_ref != NULL)
+        cn_fill_set_queued(cc->fill_ref, cc->gen, true);
     cc->queue_start_ns = cn_time_now_ns();
     cc->queue_timer = cn_xmalloc(sizeof(*cc->queue_timer));
     uv_timer_init(&s->w->loop, cc->queue_timer);
@@ -608,7 +657,7 @@ begin_fetch(cn_session_t *s, bool takes_slot)
 
 /* Fetches without coalescing: a pass (@store false) or an own fetch that may store. */
 static void
-fetch_alone(cn_session_t *s, bool store, cache_outcome_t outcome)
+fetch_alone_x(cn_session_t *s, bool store, cache_outcome_t outcome, bool slot)
 {
     struct cn_cached *cc = s->cc;
     drop_fill(cc);
@@ -616,7 +665,13 @@ fetch_alone(cn_session_t *s, bool store, cache_outcome_t outcome)
     cc->miss = store;
     cc->outcome = outcome;
     const cn_conf_upstream_t *up = upstream_of(s);
-    begin_fetch(s, !store && up != NULL && up->pass_takes_slot);
+    begin_fetch(s, slot || (!store && up != NULL && up->pass_takes_slot));
+}
+
+static void
+fetch_alone(cn_session_t *s, bool store, cache_outcome_t outcome)
+{
+    fetch_alone_x(s, store, outcome, false);
 }
 
 static void
@@ -799,6 +854,15 @@ on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
     case CN_FILL_PASS:
         fetch_alone(s, false, OUT_PASS);
         break;
+    case CN_FILL_BUSY: {
+        drop_fill(cc);
+        s->src_ops = NULL;
+        const cn_conf_upstream_t *up = upstream_of(s);
+        s->retry_after = up != NULL ? up->retry_after : 1;
+        s->upstream_name = up != NULL ? up->name : NULL;
+        cn_session_error(s, 503, "the fill this request waited on timed out in the origin queue");
+        break;
+    }
     case CN_FILL_FAILED:
         fetch_alone(s, true, OUT_MISS);
         break;
@@ -816,7 +880,8 @@ on_wait_timer(uv_timer_t *t)
     if (waited >= conf->lock_wait_timeout_ms * 1000000ull) {
         CN_LOG_INFO(s->id, "cache lock wait_timeout (%llu ms): fetching without the fill",
                     (unsigned long long)conf->lock_wait_timeout_ms);
-        fetch_alone(s, false, OUT_MISS);
+        /* Still an origin fetch of a cacheable key: it goes through the origin limiter. */
+        fetch_alone_x(s, false, OUT_MISS, true);
         return;
     }
     uint64_t gen = cn_fill_take_over(cc->fill_ref, conf->lock_age_timeout_ms * 1000000ull);
@@ -1351,6 +1416,8 @@ cn_cached_upstream_head(cn_session_t *s)
         o->vary_key = cn_iov("", 0);
     o->expected_len = s->resp.content_length;
     cc->fill = o;
+    if (cc->leading && !cc->finished && cn_fill_gen(cc->fill_ref) != cc->gen)
+        cc->leading = false; /* taken over: the object is stored, not shared */
     if (cc->leading && !cc->finished)
         cn_fill_publish_head(cc->fill_ref, cc->gen, o);
     return CN_CACHED_STREAM;
@@ -1363,6 +1430,10 @@ cn_cached_upstream_body(cn_session_t *s, cairn_iov_t data)
     if (cc == NULL || cc->fill == NULL)
         return;
     uint64_t max = cn_cache_max_object(cc->cache);
+    if (cc->leading && !cc->finished && cn_fill_gen(cc->fill_ref) != cc->gen) {
+        /* Our fill was taken over (age_timeout): we fetch on, for the cache only. */
+        cc->leading = false;
+    }
     bool ok = cc->leading && !cc->finished
                   ? cn_fill_append(cc->fill_ref, cc->gen, data.base, data.len, max)
                   : cn_cache_obj_append(cc->fill, data.base, data.len, max);
@@ -1423,6 +1494,21 @@ cn_cached_head_as_get(const cn_session_t *s)
     return s->cc != NULL && s->cc->head_as_get;
 }
 
+/* A detached leader still queued: when no waiter is left, nothing can use the fetch. */
+static void
+on_watch_waiters(uv_timer_t *t)
+{
+    cn_session_t *s = t->data;
+    struct cn_cached *cc = s->cc;
+    if (cc->slot_wait == NULL || cn_fill_waiters(cc->fill_ref) > 0)
+        return;
+    CN_LOG_DEBUG(s->id, "queued fill has no client left: leaving the origin queue");
+    fill_metric(s, CN_METRICS_FILL_ABANDONED);
+    s->src_ops = NULL;
+    release_slot(cc); /* closes this timer too */
+    cn_session_abort(s);
+}
+
 bool
 cn_cached_detach(cn_session_t *s)
 {
@@ -1430,12 +1516,14 @@ cn_cached_detach(cn_session_t *s)
     if (cc == NULL || !cc->leading || cc->finished || cc->detached || !cc->miss)
         return false;
     if (cc->slot_wait != NULL && cc->fill_ref != NULL) {
-        /* Queued: stay queued only for the waiters of the fill (seed 003's flaw avoided). */
-        pthread_mutex_lock(&cc->fill_ref->lock);
-        size_t waiters = cc->fill_ref->n_waiters;
-        pthread_mutex_unlock(&cc->fill_ref->lock);
-        if (waiters == 0)
+        /* Queued: stay queued only for the waiters of the fill (seed 003's flaw avoided),
+         * and leave the queue as soon as the last of them leaves too. */
+        if (cn_fill_waiters(cc->fill_ref) == 0)
             return false;
+        cc->watch_timer = cn_xmalloc(sizeof(*cc->watch_timer));
+        uv_timer_init(&s->w->loop, cc->watch_timer);
+        cc->watch_timer->data = s;
+        uv_timer_start(cc->watch_timer, on_watch_waiters, 50, 50);
     }
     /* The fill belongs to its waiters and to the cache, not to this client. */
     cc->detached = true;

@@ -365,13 +365,34 @@ cn_fill_finish(cn_fill_t *f, uint64_t gen, cn_fill_state_t state)
         table_remove(f);
 }
 
+void
+cn_fill_set_queued(cn_fill_t *f, uint64_t gen, bool queued)
+{
+    pthread_mutex_lock(&f->lock);
+    if (gen == f->leader_gen) {
+        f->queued = queued;
+        f->progress_ns = cn_time_now_ns(); /* the origin part starts now */
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+size_t
+cn_fill_waiters(cn_fill_t *f)
+{
+    pthread_mutex_lock(&f->lock);
+    size_t n = f->n_waiters;
+    pthread_mutex_unlock(&f->lock);
+    return n;
+}
+
 uint64_t
 cn_fill_take_over(cn_fill_t *f, uint64_t stall_ns)
 {
     uint64_t gen = 0;
     uint64_t now = cn_time_now_ns();
     pthread_mutex_lock(&f->lock);
-    if (f->state == CN_FILL_PENDING && now - f->progress_ns >= stall_ns) {
+    /* A fill queued for an origin slot has not stalled: it is not taken over. */
+    if (f->state == CN_FILL_PENDING && !f->queued && now - f->progress_ns >= stall_ns) {
         gen = ++f->leader_gen;
         f->progress_ns = now;
     }

@@ -22,6 +22,7 @@ typedef enum cn_fill_state {
     CN_FILL_DONE,        /* complete (stored, or complete but not storable by the tier) */
     CN_FILL_PASS,        /* the response is not cacheable: fetch on your own */
     CN_FILL_FAILED,      /* the fetch failed after the head: abort */
+    CN_FILL_BUSY,        /* the fetch never got an origin slot (queue_timeout): 503 */
 } cn_fill_state_t;
 
 /** What a waiter is told on its own thread. */
@@ -44,6 +45,7 @@ struct cn_fill {
     size_t n_waiters;
     uint64_t progress_ns; /* last head/body progress, for age_timeout */
     uint64_t leader_gen;  /* bumps when a waiter takes over a stalled fill */
+    bool queued;          /* the leader waits for an origin slot: not stalled at the origin */
     bool in_table;
 };
 
@@ -84,6 +86,10 @@ void cn_fill_finish(cn_fill_t *f, uint64_t gen, cn_fill_state_t state);
 /** A waiter takes over a fill whose leader made no progress for @stall_ns; returns the new
  *  generation, or 0 when the fill is not stalled (or already past its head). */
 uint64_t cn_fill_take_over(cn_fill_t *f, uint64_t stall_ns);
+/** Leader: the fetch is queued for an origin slot (true) or got one (false). */
+void cn_fill_set_queued(cn_fill_t *f, uint64_t gen, bool queued);
+/** Number of waiters now. */
+size_t cn_fill_waiters(cn_fill_t *f);
 /** Current generation (a new leader's). */
 uint64_t cn_fill_gen(cn_fill_t *f);
 
