@@ -17,14 +17,16 @@ What a user sees:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
+import time
 
 import pytest
 
 from helpers import ConnectionClosed, RawConn, proxy_config
-from origins import Normal
+from origins import Blob, Normal
 from origins.server import Numbered, Validating
 
 MAX_AGE = {"Cache-Control": "max-age=60"}
@@ -558,3 +560,84 @@ def test_purge_method_default_is_off(cairn, origin):
     r = req(c, "/d", method="PURGE")
     assert r.body == b"/d #2\n", r
     assert [q.method for q in org.requests if q.target == "/d"] == ["GET", "PURGE"]
+
+
+# --------------------------------------------------------------------------------------
+# purges meeting other cache features
+
+
+def test_purge_while_a_hit_is_streaming(cairn, origin):
+    """A hard purge removes the object from the index; a client in the middle of reading it
+    still gets every byte (the object lives until its last reader is done), the next
+    request is a miss, and the tier's bytes drop back to 0."""
+    blob = Blob(4 << 20, seed=5, headers=MAX_AGE)
+    c, org = start(cairn, origin, routes={"/s": blob}, caches={
+        "c": {"memory": {"size": "256MiB", "max_object": "8MiB"}}})
+    assert req(c, "/s").body == blob.body
+    s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(f"GET /s HTTP/1.1\r\nHost: 127.0.0.1:{c.port}\r\n\r\n".encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(65536)
+    head, got = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"cairn; hit" in head, head
+    assert purged(c, url=url(c, "/s")) == 1
+    st = stats(c)
+    assert (st["objects"], st["bytes"]) == (0, 0), f"after the purge: {st}"
+    deadline = time.monotonic() + 20
+    while len(got) < len(blob.body):
+        assert time.monotonic() < deadline, f"stalled after {len(got)} bytes"
+        d = s.recv(1 << 20)
+        assert d, f"cairn closed the purged hit after {len(got)} of {len(blob.body)} bytes"
+        got += d
+    s.close()
+    assert hashlib.sha256(got).hexdigest() == blob.sha256, "the purged hit's bytes are corrupt"
+    assert_miss(req(c, "/s"), "GET after the purge")
+    assert len(org.requests) == 2
+
+
+def test_tags_follow_a_304_update(cairn, origin):
+    """A 304 replaces the stored headers (RFC 9111 §4.3.4): tag purges see the new
+    Surrogate-Key, not the one the object was first stored with."""
+    v = Validating(body=b"tagged\n", etag='"t1"',
+                   headers={"Cache-Control": "max-age=1", "Surrogate-Key": "old-tag"})
+    c, org = start(cairn, origin, routes={"/tg": v})
+    req(c, "/tg")
+    time.sleep(1.6)
+    v.headers["Surrogate-Key"] = "new-tag"
+    r = req(c, "/tg")
+    assert cstatus(r).startswith("cairn; fwd=stale; fwd-status=304"), cstatus(r)
+    assert r.header("Surrogate-Key") == "new-tag", r.headers
+    assert v.sent_304 == 1
+    assert purged(c, tag="old-tag") == 0, \
+        "the tag of the headers the 304 replaced still purges the object"
+    assert purged(c, tag="new-tag") == 1, \
+        "the object refreshed by a 304 with Surrogate-Key: new-tag is not found by that tag " \
+        "(refresh_object in src/proxy/cached.c keeps the old object's tags)"
+
+
+@pytest.mark.parametrize("key,target,same", [
+    ({"query": "none"}, "/q?x=1", "/q?x=2"),
+    ({"query_drop": ["utm_source"]}, "/q?id=1&utm_source=mail", "/q?id=1&utm_source=web"),
+], ids=["query-none", "query-drop"])
+def test_purge_url_uses_the_key_template(cairn, origin, key, target, same):
+    """A URL purge removes the object that answers that URL, whatever the cache's key
+    template leaves out of the key (as PURGE of the same URL does)."""
+    c, org = start(cairn, origin, key=key, purge=purge_cfg())
+    req(c, target)
+    assert_hit(req(c, same), f"GET {same} shares {target}'s object")
+    n = purged(c, url=url(c, target))
+    assert n == 1, (
+        f"POST /cache/purge {{\"url\": \"{url(c, target)}\"}} with key {key}: purged {n}, "
+        f"expected 1; the admin purge compares the raw URL with the stored key text, which "
+        f"the key template shortened")
+    assert_miss(req(c, same), f"GET {same} after the purge")
+
+
+def test_purge_method_uses_the_key_template(cairn, origin):
+    c, org = start(cairn, origin, key={"query": "none"}, purge=purge_cfg())
+    req(c, "/q?x=1")
+    r = req(c, "/q?x=9", method="PURGE")
+    assert r.status == 200 and json.loads(r.body) == {"purged": 1}, r
+    assert_miss(req(c, "/q?x=1"), "GET after PURGE")
