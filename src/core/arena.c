@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/pool.h"
 
 #define ARENA_BLOCK 4096
 #define ARENA_ALIGN 16
@@ -15,6 +16,19 @@ struct cn_arena_block {
     size_t size, off;
     _Alignas(ARENA_ALIGN) char data[];
 };
+
+/* The standard blocks are recycled per thread (request arenas come and go constantly). */
+static cn_pool_t block_pool =
+    CN_POOL_INIT("arena-block", sizeof(struct cn_arena_block) + ARENA_BLOCK, 256);
+
+static void
+block_free(struct cn_arena_block *b)
+{
+    if (b->size == ARENA_BLOCK)
+        cn_pool_free(&block_pool, b);
+    else
+        cn_free(b);
+}
 
 struct cn_arena_defer {
     struct cn_arena_defer *next;
@@ -46,7 +60,7 @@ cn_arena_fini(cn_arena_t *a)
     while (a->blocks != NULL) {
         struct cn_arena_block *b = a->blocks;
         a->blocks = b->next;
-        cn_free(b);
+        block_free(b);
     }
     a->used = 0;
 }
@@ -62,7 +76,7 @@ cn_arena_reset(cn_arena_t *a)
         if (keep == NULL && b->size == ARENA_BLOCK)
             keep = b;
         else
-            cn_free(b);
+            block_free(b);
     }
     if (keep != NULL) {
         keep->off = 0;
@@ -86,9 +100,14 @@ cn_arena_alloc(cn_arena_t *a, size_t n)
         return p;
     }
     size_t size = need > ARENA_BLOCK / 4 ? need : ARENA_BLOCK;
-    struct cn_arena_block *nb = cn_malloc(sizeof(*nb) + size);
-    if (nb == NULL)
-        return NULL;
+    struct cn_arena_block *nb;
+    if (size == ARENA_BLOCK) {
+        nb = cn_pool_xalloc(&block_pool);
+    } else {
+        nb = cn_malloc(sizeof(*nb) + size);
+        if (nb == NULL)
+            return NULL;
+    }
     nb->size = size;
     nb->off = need;
     if (size == ARENA_BLOCK || b == NULL) {

@@ -14,6 +14,7 @@
 #include "core/arena.h"
 #include "core/assert.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/str.h"
 #include "core/time.h"
 #include "net/net.h"
@@ -68,6 +69,9 @@ struct cn_h1_conn {
     cn_h1_chunked_t discard_chunked;
     bool discard_is_chunked;
 };
+
+/* Connections are recycled per thread (accept-heavy loads allocate one per request). */
+static cn_pool_t conn_pool = CN_POOL_INIT("h1-conn", sizeof(struct cn_h1_conn), 1024);
 
 static void conn_process(cn_h1_conn_t *c);
 static void conn_close(cn_h1_conn_t *c, bool reset);
@@ -160,7 +164,7 @@ on_timer_closed(uv_handle_t *h)
     cn_h1_server_t *srv = c->srv;
     c->magic = 0;
     cn_free(c->shut);
-    cn_free(c);
+    cn_pool_free(&conn_pool, c);
     if (srv->draining && srv->n_conns == 0 && srv->on_idle != NULL)
         srv->on_idle(srv);
 }
@@ -289,7 +293,8 @@ cn_h1_server_init(cn_h1_server_t *srv, uv_loop_t *loop, const cn_h1_settings_t *
 void
 cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, const char *name)
 {
-    cn_h1_conn_t *c = cn_xcalloc(1, sizeof(*c));
+    cn_h1_conn_t *c = cn_pool_xalloc(&conn_pool);
+    memset(c, 0, sizeof(*c));
     c->magic = H1_CONN_MAGIC;
     c->srv = srv;
     c->listener = name;

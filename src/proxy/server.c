@@ -19,6 +19,7 @@
 #include "admin/admin.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/time.h"
 #include "net/net.h"
 #include "proxy/accesslog.h"
@@ -1099,6 +1100,7 @@ cn_server_run(cn_server_t *srv)
     if (srv->pid_file != NULL)
         remove_pid_file(srv);
     cn_accesslog_close();
+    cn_pool_thread_release(); /* the admin listener's connections (main thread) */
     CN_LOG_NOTICE(0, "cairn stopped");
     return 0;
 

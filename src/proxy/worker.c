@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "metrics/metrics.h"
 #include "proxy/server_int.h"
 #include "proxy/session.h"
@@ -276,6 +277,7 @@ worker_main(void *arg)
     snprintf(name, sizeof(name), "cairn-w%u", w->index);
     pthread_setname_np(pthread_self(), name);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    cn_pool_thread_release();
     cn_server_worker_exited(w->srv, w);
     return NULL;
 }
