@@ -57,10 +57,10 @@ try:
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(req)
         conns.append(s)
-        if len(conns) % 500 == 0:
-            for c in conns[-500:]:
+        if len(conns) % 50 == 0:
+            for c in conns[-50:]:
                 c.recv(4096)
-    for c in conns[len(conns) - len(conns) % 500:]:
+    for c in conns[len(conns) - len(conns) % 50:]:
         c.recv(4096)
     time.sleep(1.0)
     after = mem(proc.pid)
