@@ -51,9 +51,12 @@ class Program:
         self.port = None
 
     def start(self):
-        if not os.access(BINARY, os.X_OK):
-            pytest.fail(f"{BINARY} is missing: run `make asan` (examples/cache_hooks.c)",
-                        pytrace=False)
+        deadline = time.monotonic() + 10  # a concurrent `make asan` may be relinking it
+        while not os.access(BINARY, os.X_OK):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{BINARY} is missing: run `make asan` (examples/cache_hooks.c)",
+                            pytrace=False)
+            time.sleep(0.2)
         for _ in range(3):
             self.port = free_port()
             self.proc = self._spawn()
