@@ -521,30 +521,6 @@ ep_reload(cn_server_t *srv, struct admin_exchange *x, cn_http_ds_t *ds)
 
 /* ---- /cache/purge and /cache/stats ------------------------------------------------------ */
 
-/* The key text of a URL: scheme and host lowercase, no default port (as the cache builds it). */
-static char *
-url_key_text(cn_arena_t *a, const char *url)
-{
-    size_t n = strlen(url);
-    char *k = cn_arena_xalloc(a, n + 1);
-    const char *sep = strstr(url, "://");
-    size_t host_end = n;
-    if (sep != NULL) {
-        const char *slash = strchr(sep + 3, '/');
-        host_end = slash ? (size_t)(slash - url) : n;
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = url[i];
-        k[w++] = (i < host_end && ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-        if (i + 1 == host_end && w > 3 && memcmp(k + w - 3, ":80", 3) == 0 &&
-            strncmp(k, "http://", 7) == 0)
-            w -= 3;
-    }
-    k[w] = '\0';
-    return k;
-}
-
 static void
 ep_cache_purge(cn_server_t *srv, struct admin_exchange *x, cn_http_ds_t *ds)
 {
@@ -563,16 +539,23 @@ ep_cache_purge(cn_server_t *srv, struct admin_exchange *x, cn_http_ds_t *ds)
         return;
     }
     cn_cache_purge_kind_t kind = url ? CN_PURGE_URL : prefix ? CN_PURGE_PREFIX : CN_PURGE_TAG;
-    const char *arg = tag ? tag : url_key_text(x->arena, url ? url : prefix);
+    const char *arg = tag;
     size_t n = 0;
-    for (size_t i = 0; i < srv->n_caches; i++)
-        if (cache == NULL || strcmp(cache, cn_cache_name(srv->caches[i])) == 0)
-            n += cn_cache_purge(srv->caches[i], kind, arg, soft != 0);
+    for (size_t i = 0; i < srv->n_caches; i++) {
+        const char *name = cn_cache_name(srv->caches[i]);
+        const cn_conf_cache_t *conf = cn_config_cache(srv->cfg, name);
+        if ((cache != NULL && strcmp(cache, name) != 0) || conf == NULL)
+            continue;
+        /* URLs and prefixes go through this cache's key template (query rules). */
+        if (tag == NULL)
+            arg = cn_cached_url_key_text(x->arena, conf, url ? url : prefix);
+        n += cn_cache_purge(srv->caches[i], kind, arg, soft != 0);
+    }
     CN_LOG_NOTICE(0, "admin purge %s %s%s: %zu object(s)",
                   kind == CN_PURGE_URL      ? "url"
                   : kind == CN_PURGE_PREFIX ? "prefix"
                                             : "tag",
-                  arg, soft ? " (soft)" : "", n);
+                  arg != NULL ? arg : (url ? url : prefix), soft ? " (soft)" : "", n);
     json_decref(in); /* @arg may point into it */
     reply_json(x, ds, 200, json_pack("{s:I}", "purged", (json_int_t)n));
 }

@@ -28,6 +28,7 @@ struct queue {
 
 struct shard {
     pthread_mutex_t lock;
+    struct cn_cache *owner;
     cn_cache_obj_t *buckets[BUCKETS];
     struct queue small, main;
     uint64_t budget;
@@ -39,6 +40,7 @@ struct shard {
 struct cn_cache {
     char *name;
     uint64_t size, max_object;
+    atomic_uint_fast64_t total; /* bytes charged across all shards: the bound is global */
     struct shard shards[SHARDS];
 };
 
@@ -177,6 +179,7 @@ cn_cache_new(const char *name, uint64_t size, uint64_t max_object)
     c->max_object = max_object;
     for (size_t i = 0; i < SHARDS; i++) {
         pthread_mutex_init(&c->shards[i].lock, NULL);
+        c->shards[i].owner = c;
         c->shards[i].budget = size / SHARDS;
     }
     return c;
@@ -239,6 +242,7 @@ index_unlink(struct shard *sh, cn_cache_obj_t *o)
     o->in_index = false;
     sh->st.objects--;
     sh->st.bytes -= o->charge;
+    atomic_fetch_sub(&sh->owner->total, o->charge);
 }
 
 static bool
@@ -253,11 +257,16 @@ ghost_has(struct shard *sh, uint64_t fp)
 /* One S3-FIFO eviction step; returns the evicted object (reference to drop) or NULL when a
  * candidate was only moved. */
 static cn_cache_obj_t *
-evict_step(struct shard *sh)
+evict_step(struct shard *sh, const cn_cache_obj_t *protect)
 {
-    /* Evict from small while it holds more than 10% of the shard, else from main. */
+    /* Evict from small while it holds more than 10% of the shard, else from main; never
+     * @protect (the object being inserted). */
     bool from_small =
         sh->small.head != NULL && (sh->small.bytes * 10 >= sh->budget || sh->main.head == NULL);
+    if (from_small && sh->small.head == protect)
+        from_small = false;
+    if (!from_small && sh->main.head == protect)
+        return NULL;
     if (from_small) {
         cn_cache_obj_t *o = sh->small.head;
         queue_unlink(&sh->small, o);
@@ -286,6 +295,35 @@ evict_step(struct shard *sh)
     return o;
 }
 
+/* A large object pushed the cache over its bound: evict from the other shards (one lock at
+ * a time) until it fits again. */
+static void
+evict_elsewhere(cn_cache_t *c, struct shard *except)
+{
+    for (size_t i = 0; i < SHARDS && atomic_load(&c->total) > c->size; i++) {
+        struct shard *sh = &c->shards[i];
+        if (sh == except)
+            continue;
+        cn_cache_obj_t *victims[64];
+        size_t nv = 0;
+        pthread_mutex_lock(&sh->lock);
+        size_t guard = 0;
+        while (atomic_load(&c->total) > c->size && sh->st.objects > 0 &&
+               nv < CN_ARRAY_LEN(victims) && guard++ < 100000) {
+            cn_cache_obj_t *v = evict_step(sh, NULL);
+            if (v != NULL) {
+                sh->st.evictions++;
+                victims[nv++] = v;
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+        for (size_t k = 0; k < nv; k++)
+            cn_cache_obj_unref(victims[k]);
+        if (nv == CN_ARRAY_LEN(victims))
+            i--; /* more to do in this shard */
+    }
+}
+
 cairn_err_t
 cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o)
 {
@@ -294,7 +332,9 @@ cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o)
         return CAIRN_EIO;
     o->charge = o->body_len + o->arena.used + OBJ_OVERHEAD;
     struct shard *sh = &c->shards[o->key.b[0] % SHARDS];
-    if (o->body_len > c->max_object || o->charge > sh->budget)
+    /* The byte bound is the whole cache's, so an object larger than one shard's share (up to
+     * max_object) is stored too: room is then made in the other shards. */
+    if (o->body_len > c->max_object || o->charge > c->size)
         return CAIRN_ETOOBIG;
     cn_cache_obj_ref(o);
     cn_cache_obj_t *victims[64];
@@ -322,11 +362,20 @@ cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o)
     sh->st.objects++;
     sh->st.bytes += o->charge;
     sh->st.inserts++;
+    atomic_fetch_add(&c->total, o->charge);
+    /* A new object competes like any other (S3-FIFO: a one-hit object on probation is the
+     * first to go, which is what resists scans), except one larger than a shard's share:
+     * that one is kept and room is made for it, here and in the other shards. */
+    const cn_cache_obj_t *protect = o->charge > sh->budget ? o : NULL;
     size_t guard = 0;
-    while (sh->st.bytes > sh->budget && guard++ < 100000) {
-        cn_cache_obj_t *v = evict_step(sh);
-        if (v == NULL)
+    while ((sh->st.bytes > sh->budget || atomic_load(&c->total) > c->size) && sh->st.objects > 1 &&
+           guard++ < 100000) {
+        cn_cache_obj_t *v = evict_step(sh, protect);
+        if (v == NULL) {
+            if (sh->small.head == o && sh->main.head == NULL)
+                break; /* only the new object is left here */
             continue;
+        }
         sh->st.evictions++;
         if (nv < CN_ARRAY_LEN(victims)) {
             victims[nv++] = v;
@@ -339,6 +388,8 @@ cn_cache_insert(cn_cache_t *c, cn_cache_obj_t *o)
     pthread_mutex_unlock(&sh->lock);
     for (size_t i = 0; i < nv; i++)
         cn_cache_obj_unref(victims[i]);
+    if (atomic_load(&c->total) > c->size)
+        evict_elsewhere(c, sh);
     return CAIRN_OK;
 }
 

@@ -104,11 +104,11 @@ static const cn_body_src_ops_t serve_ops = {
 
 /* Appends @v to the key buffer (growing it in the arena). */
 static void
-key_put(cn_session_t *s, char **k, size_t *l, size_t *cap, const char *v, size_t n)
+key_put(cn_arena_t *a, char **k, size_t *l, size_t *cap, const char *v, size_t n)
 {
     if (*l + n + 1 > *cap) {
         size_t nc = (*cap + n + 1) * 2;
-        char *nk = cn_arena_xalloc(s->arena, nc);
+        char *nk = cn_arena_xalloc(a, nc);
         memcpy(nk, *k, *l);
         *k = nk;
         *cap = nc;
@@ -128,12 +128,11 @@ name_listed(char **names, size_t n, cairn_iov_t name)
 
 /* The query part of the key: all of it, none, or without the dropped parameters. */
 static void
-key_query(cn_session_t *s, const cn_conf_cache_t *conf, char **k, size_t *l, size_t *cap)
+key_query(cn_arena_t *a, const cn_conf_cache_t *conf, cairn_iov_t q, bool has_query, char **k,
+          size_t *l, size_t *cap)
 {
-    const cn_http_req_t *req = s->req;
-    if (!req->has_query || conf->key_query == 1)
+    if (!has_query || conf->key_query == 1)
         return;
-    cairn_iov_t q = req->query;
     size_t start = 0;
     bool first = true;
     for (size_t i = 0; i <= q.len; i++) {
@@ -146,8 +145,8 @@ key_query(cn_session_t *s, const cn_conf_cache_t *conf, char **k, size_t *l, siz
         if (conf->n_key_query_drop > 0 &&
             name_listed(conf->key_query_drop, conf->n_key_query_drop, name))
             continue;
-        key_put(s, k, l, cap, first ? "?" : "&", 1);
-        key_put(s, k, l, cap, part.base, part.len);
+        key_put(a, k, l, cap, first ? "?" : "&", 1);
+        key_put(a, k, l, cap, part.base, part.len);
         first = false;
     }
 }
@@ -173,6 +172,30 @@ cookie_value(const cn_headers_t *h, const char *name)
     return cn_iov("", 0);
 }
 
+char *
+cn_cached_url_key_text(cn_arena_t *a, const cn_conf_cache_t *conf, const char *url)
+{
+    size_t n = strlen(url), cap = n + 16, l = 0;
+    char *k = cn_arena_xalloc(a, cap);
+    const char *sep = strstr(url, "://");
+    const char *path = sep != NULL ? strchr(sep + 3, '/') : NULL;
+    size_t host_end = path != NULL ? (size_t)(path - url) : n;
+    for (size_t i = 0; i < host_end; i++) {
+        char ch = url[i];
+        ch = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        key_put(a, &k, &l, &cap, &ch, 1);
+    }
+    if (l > 3 && memcmp(k + l - 3, ":80", 3) == 0 && strncmp(k, "http://", 7) == 0)
+        l -= 3;
+    const char *q = path != NULL ? strchr(path, '?') : NULL;
+    size_t plen = path == NULL ? 0 : (q != NULL ? (size_t)(q - path) : strlen(path));
+    key_put(a, &k, &l, &cap, path != NULL ? path : "/", path != NULL ? plen : 1);
+    if (q != NULL)
+        key_query(a, conf, cn_iov_cstr(q + 1), true, &k, &l, &cap);
+    k[l] = '\0';
+    return k;
+}
+
 /* The key template: scheme, host (lowercase, without a default port), path, query (all,
  * none, or minus caches.<name>.key.query_drop), then configured headers and cookies. The text
  * is kept (cc->key_text) for prefix and URL purges; the key is its XXH3-128. */
@@ -184,31 +207,31 @@ make_key(cn_session_t *s, cn_cache_key_t *out)
     size_t cap = req->scheme.len + req->authority.len + req->path.len + req->query.len + 64;
     char *k = cn_arena_xalloc(s->arena, cap);
     size_t l = 0;
-    key_put(s, &k, &l, &cap, req->scheme.base, req->scheme.len);
-    key_put(s, &k, &l, &cap, "://", 3);
+    key_put(s->arena, &k, &l, &cap, req->scheme.base, req->scheme.len);
+    key_put(s->arena, &k, &l, &cap, "://", 3);
     for (size_t i = 0; i < req->authority.len; i++) {
         char ch = req->authority.base[i];
         ch = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-        key_put(s, &k, &l, &cap, &ch, 1);
+        key_put(s->arena, &k, &l, &cap, &ch, 1);
     }
     if (l > 3 && memcmp(k + l - 3, ":80", 3) == 0 && cn_iov_eq(req->scheme, CAIRN_IOV_LIT("http")))
         l -= 3;
-    key_put(s, &k, &l, &cap, req->path.base, req->path.len);
-    key_query(s, conf, &k, &l, &cap);
+    key_put(s->arena, &k, &l, &cap, req->path.base, req->path.len);
+    key_query(s->arena, conf, req->query, req->has_query, &k, &l, &cap);
     for (size_t i = 0; i < conf->n_key_headers; i++) {
         const cairn_iov_t *v = cn_headers_get(&req->headers, cn_iov_cstr(conf->key_headers[i]));
-        key_put(s, &k, &l, &cap, "\nh:", 3);
-        key_put(s, &k, &l, &cap, conf->key_headers[i], strlen(conf->key_headers[i]));
-        key_put(s, &k, &l, &cap, "=", 1);
+        key_put(s->arena, &k, &l, &cap, "\nh:", 3);
+        key_put(s->arena, &k, &l, &cap, conf->key_headers[i], strlen(conf->key_headers[i]));
+        key_put(s->arena, &k, &l, &cap, "=", 1);
         if (v != NULL)
-            key_put(s, &k, &l, &cap, v->base, v->len);
+            key_put(s->arena, &k, &l, &cap, v->base, v->len);
     }
     for (size_t i = 0; i < conf->n_key_cookies; i++) {
         cairn_iov_t v = cookie_value(&req->headers, conf->key_cookies[i]);
-        key_put(s, &k, &l, &cap, "\nc:", 3);
-        key_put(s, &k, &l, &cap, conf->key_cookies[i], strlen(conf->key_cookies[i]));
-        key_put(s, &k, &l, &cap, "=", 1);
-        key_put(s, &k, &l, &cap, v.base, v.len);
+        key_put(s->arena, &k, &l, &cap, "\nc:", 3);
+        key_put(s->arena, &k, &l, &cap, conf->key_cookies[i], strlen(conf->key_cookies[i]));
+        key_put(s->arena, &k, &l, &cap, "=", 1);
+        key_put(s->arena, &k, &l, &cap, v.base, v.len);
     }
     k[l] = '\0';
     if (s->n_hooks > 0) {
@@ -1249,8 +1272,7 @@ refresh_object(cn_session_t *s, cn_cache_obj_t *old)
     o->body_len = old->body_len;
     o->complete = true;
     record_validators(o);
-    o->key_text = old->key_text;
-    o->tags = old->tags;
+    record_purge_info(cc, o); /* the 304 may bring new Surrogate-Key / Cache-Tag values */
     return o;
 }
 

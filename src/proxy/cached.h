@@ -34,6 +34,9 @@ bool cn_cached_head_as_get(const cn_session_t *s);
 bool cn_cached_detach(cn_session_t *s);
 /** Counts a detached fetch that was stopped because nothing could use it. */
 void cn_cached_abandoned(cn_session_t *s);
+/** The key text a cache with @conf keeps for @url ("http://Host:80/p?q"): what admin
+ *  purges by URL or prefix compare with. In @a. */
+char *cn_cached_url_key_text(cn_arena_t *a, const cn_conf_cache_t *conf, const char *url);
 /** Session end: drops every object reference (a partial object is never stored). */
 void cn_cached_end(cn_session_t *s);
 /** Adds the Cache-Status field for this response (RFC 9211). */
