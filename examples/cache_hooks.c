@@ -19,6 +19,8 @@
 
 #include <cairn/cairn.h>
 
+#include "example_run.h"
+
 static const char config_fmt[] = "server: {workers: 1, access_log: \"off\"}\n"
                                  "admin: {listen: \"off\"}\n"
                                  "listeners: [{listen: \"127.0.0.1:%s\"}]\n"
@@ -92,36 +94,9 @@ static const cairn_hooks_t cache_hooks = {
     .cache_hit_filter = force_revalidate,
 };
 
-/* The arguments are pasted into a YAML document: accept address characters only. */
-static bool
-is_plain_arg(const char *s)
-{
-    static const char ok[] = "0123456789abcdefghijklmnopqrstuvwxyz"
-                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ.:-_[]/";
-    return s[0] != '\0' && strspn(s, ok) == strlen(s);
-}
-
 int
 main(int argc, char **argv)
 {
-    if (argc != 3 || !is_plain_arg(argv[1]) || !is_plain_arg(argv[2])) {
-        fprintf(stderr, "usage: %s <listen_port> <origin_addr>\n", argv[0]);
-        return 2;
-    }
-    char yaml[1024];
-    int n = snprintf(yaml, sizeof(yaml), config_fmt, argv[1], argv[2]);
-    if (n < 0 || (size_t)n >= sizeof(yaml)) {
-        fprintf(stderr, "%s: arguments too long\n", argv[0]);
-        return 2;
-    }
-    cairn_config_t *cfg = NULL;
-    if (cairn_config_load_string("cache_hooks", yaml, (size_t)n, &cfg, stderr) != CAIRN_OK)
-        return 1;
-    cairn_server_t *srv = cairn_server_new(cfg);
-    int rc = 1;
-    if (cairn_server_use(srv, &cache_hooks, NULL) == CAIRN_OK)
-        rc = cairn_server_run(srv);
-    cairn_server_free(srv);
-    cairn_config_unref(cfg);
-    return rc;
+    return example_run(argc, argv, 2, "<listen_port> <origin_addr>", "cache_hooks", config_fmt,
+                       &cache_hooks);
 }
