@@ -363,6 +363,13 @@ watch_client(cn_h1_conn_t *c)
         return;
     size_t limit = c->srv->settings->limits.max_head + 1;
     c->sock.rbuf_limit = CN_MAX(limit, c->sock.rbuf.len + 4096);
+    /* Watching needs little memory: the buffer that read the head goes (when empty), and
+     * reads are 1 KiB (a thousand clients reading a large response must not each hold a
+     * 16 KiB buffer); the buffer still grows for pipelined requests. */
+    if (c->sock.rbuf.len == 0) {
+        cn_buf_fini(&c->sock.rbuf);
+        c->sock.read_chunk = 1024;
+    }
     cn_sock_read_start(&c->sock);
 }
 
