@@ -44,7 +44,7 @@ test: deps format-check unit integration fuzz-short
 	@echo "make test: all passed"
 
 bench: deps build
-	@$(PY) bench/run.py
+	@$(PY) bench/run.py $(BENCH_ARGS)
 
 docs: build
 	./build/cairn --dump-config-docs > docs/config.md
