@@ -202,10 +202,12 @@ def main():
     have_perf = shutil.which("perf") and subprocess.run(
         ["perf", "stat", "-e", "task-clock", "true"], capture_output=True).returncode == 0
     wd = tempfile.mkdtemp(prefix="cairn-bench-prof-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    origin = bench.Origin()
+    bins = px.snapshot_binaries(wd, bench.ORIGIN_BIN)
+    origin = bench.Origin(bins["bench_origin"]["path"])
     L = [f"# Keep-alive cache hit profile — {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
          "", f"git `{bench.git_rev()}`; load average {bench.loadavg()}; object `{args.path}`; "
          f"proxies pinned to core {bench.PROXY_CORE}, clients and origin on core {bench.LOAD_CORE}.", ""]
+    L[2] += (f" cairn binary sha256 {bins['cairn']['sha256']}… built {bins['cairn']['built']}.")
     seqs, counts, stats, records = {}, {}, {}, {}
     try:
         for p in proxies:

@@ -86,6 +86,26 @@ def rss_kib(pids):
     return total
 
 
+def snapshot_binaries(workdir, origin_bin):
+    """Copy build/cairn and build/bench_origin into workdir and use the copies: other people
+    may rebuild build/ while a benchmark runs, and every run must use the same binary.
+    Returns {name: {"path", "sha256", "built"}}."""
+    import datetime
+    import hashlib
+    out = {}
+    d = os.path.join(workdir, "bin")
+    os.makedirs(d, exist_ok=True)
+    for name, src in (("cairn", Cairn.binary), ("bench_origin", origin_bin)):
+        dst = os.path.join(d, name)
+        shutil.copy2(src, dst)
+        with open(dst, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        built = datetime.datetime.fromtimestamp(os.stat(dst).st_mtime, datetime.timezone.utc)
+        out[name] = {"path": dst, "sha256": digest, "built": built.isoformat(timespec="seconds")}
+    Cairn.binary = out["cairn"]["path"]
+    return out
+
+
 class Proxy:
     name = "?"
 

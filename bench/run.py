@@ -126,9 +126,9 @@ def machine():
 
 
 class Origin:
-    def __init__(self):
+    def __init__(self, origin_bin=ORIGIN_BIN):
         self.port = px.free_port()
-        self.proc = subprocess.Popen(["taskset", "-c", LOAD_CORE, ORIGIN_BIN, str(self.port)],
+        self.proc = subprocess.Popen(["taskset", "-c", LOAD_CORE, origin_bin, str(self.port)],
                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         if self.proc.stdout.readline().strip() != b"ready":
             raise RuntimeError("bench_origin did not start")
@@ -242,7 +242,7 @@ def measure(proxy, origin, scenario, rep, args, run_id):
            "git": args.git, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                timespec="seconds"), "proxy_version": proxy.version_str,
            "connections": args.connections if kind == "wrk" else args.stampede_n,
-           "loadavg_before": loadavg(), "machine": args.machine}
+           "loadavg_before": loadavg(), "machine": args.machine, "binaries": args.binaries}
     if kind == "wrk":
         rec["quiet_wait_s"], rec["idle_probe"] = wait_quiet(args.wait_quiet)
         # warm-up: fills the cache (and the upstream keep-alive pool), then the measured run
@@ -403,7 +403,9 @@ def write_markdown(path, table, proxies, scenarios, args, meta, idle, records=()
     if steals:
         L.append(f"Hypervisor steal time per core and run: median {statistics.median(steals):.1%}, "
                  f"max {max(steals):.1%}.")
-    L.append("Versions: " + ", ".join(f"{p} {meta['versions'].get(p, '')}" for p in proxies) + ".")
+    L.append("Versions: " + ", ".join(f"{p} {meta['versions'].get(p, '')}" for p in proxies) + "; "
+             f"cairn binary sha256 {meta['binaries']['cairn']['sha256']}… built "
+             f"{meta['binaries']['cairn']['built']} (one copy used for every run).")
     L.append("")
     L.append("Medians over the repetitions; (×) = ratio to nginx. CPU = proxy utime+stime per "
              "request; util = proxy CPU time / wall time (1.00 = its core is saturated); RSS = "
@@ -485,7 +487,11 @@ def main():
     workdir = tempfile.mkdtemp(prefix="cairn-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     print(f"bench: {len(scenarios)} scenarios × {len(proxies)} proxies × {args.reps} reps, "
           f"{args.duration}s each; workdir {workdir}; load {meta['load_before']}", flush=True)
-    origin = Origin()
+    args.binaries = px.snapshot_binaries(workdir, ORIGIN_BIN)
+    meta["binaries"] = args.binaries
+    print(f"bench: cairn binary sha256 {args.binaries['cairn']['sha256']} built "
+          f"{args.binaries['cairn']['built']} (copied to the workdir)", flush=True)
+    origin = Origin(args.binaries["bench_origin"]["path"])
     records = []
     jsonl = open(os.path.join(args.out, "runs.jsonl"), "a")
     try:
