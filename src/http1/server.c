@@ -6,6 +6,8 @@
 #include "http1/http1.h"
 
 #include <stdio.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <string.h>
 #include <time.h>
@@ -68,12 +70,17 @@ struct cn_h1_conn {
     int64_t discard_left;
     cn_h1_chunked_t discard_chunked;
     bool discard_is_chunked;
+    /* The peer, taken once at accept (20 bytes, not a 128-byte sockaddr_storage). */
+    uint8_t peer_family; /* AF_INET, AF_INET6 or AF_UNIX */
+    uint16_t peer_port;  /* network order */
+    uint8_t peer_addr[16];
 };
 
 /* Connections are recycled per thread (accept-heavy loads allocate one per request). */
 static cn_pool_t conn_pool = CN_POOL_INIT("h1-conn", sizeof(struct cn_h1_conn), 1024);
 
 static void conn_process(cn_h1_conn_t *c);
+static void remember_peer(cn_h1_conn_t *c);
 static void conn_close(cn_h1_conn_t *c, bool reset);
 static void dispatch_error(cn_h1_conn_t *c, unsigned status, const char *why);
 static void discard_body(cn_h1_conn_t *c);
@@ -311,6 +318,7 @@ cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, co
     }
     c->is_unix = is_unix;
     cn_sock_tune(&c->sock);
+    remember_peer(c);
     c->id = srv->next_id ? srv->next_id() : 0;
     c->keep_alive = 1;
     c->next = srv->conns;
@@ -328,6 +336,47 @@ cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, co
 
 /* ---- dispatching requests to the engine ------------------------------------------------ */
 
+static void
+remember_peer(cn_h1_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    char text[64];
+    cn_sock_peer(&c->sock, text, sizeof(text), &ss);
+    c->peer_family = (uint8_t)ss.ss_family;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        memcpy(c->peer_addr, &in->sin_addr, 4);
+        c->peer_port = in->sin_port;
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        memcpy(c->peer_addr, &in6->sin6_addr, 16);
+        c->peer_port = in6->sin6_port;
+    }
+}
+
+/* The peer as a sockaddr (in @arena) and as text, from what remember_peer kept. */
+static struct sockaddr_storage *
+peer_of(const cn_h1_conn_t *c, cn_arena_t *arena, char *text, size_t n)
+{
+    struct sockaddr_storage *ss = cn_arena_xalloc(arena, sizeof(*ss));
+    memset(ss, 0, sizeof(*ss));
+    ss->ss_family = c->peer_family;
+    if (c->peer_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        memcpy(&in->sin_addr, c->peer_addr, 4);
+        in->sin_port = c->peer_port;
+        inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)n);
+    } else if (c->peer_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        memcpy(&in6->sin6_addr, c->peer_addr, 16);
+        in6->sin6_port = c->peer_port;
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)n);
+    } else {
+        snprintf(text, n, "unix");
+    }
+    return ss;
+}
+
 static cn_http_ds_t *
 new_exchange(cn_h1_conn_t *c, cn_arena_t **arena_out)
 {
@@ -342,9 +391,7 @@ new_exchange(cn_h1_conn_t *c, cn_arena_t **arena_out)
     ds->driver = c;
     ds->conn_id = c->id;
     ds->listener = c->listener;
-    struct sockaddr_storage *ss = cn_arena_xalloc(arena, sizeof(*ss));
-    cn_sock_peer(&c->sock, ds->client, sizeof(ds->client), ss);
-    ds->client_addr = ss;
+    ds->client_addr = peer_of(c, arena, ds->client, sizeof(ds->client));
     c->ex = ex;
     c->ds = ds;
     c->srv->n_active++;
@@ -465,8 +512,8 @@ parse_head(cn_h1_conn_t *c)
         }
         return;
     }
-    cn_sock_read_stop(&c->sock);
     if (r == CN_H1_ERROR) {
+        cn_sock_read_stop(&c->sock);
         cn_free(hdrs);
         cn_buf_consume(rb, rb->len);
         dispatch_error(c, p.status ? p.status : 400, p.error ? p.error : "bad request");
@@ -772,8 +819,27 @@ ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, si
         on_write(&c->sock, CAIRN_OK);
         return;
     }
+    /* Most responses fit the socket buffer: write them now and complete inline, which
+     * spares libuv's write request and the epoll_ctl it costs after every write. */
+    ssize_t w = cn_sock_try_write(&c->sock, ex->wiov, k);
+    if (w < 0) {
+        ex->writing = false;
+        conn_close(c, true);
+        return;
+    }
+    size_t first = 0;
+    while (first < k && (size_t)w >= ex->wiov[first].len) {
+        w -= (ssize_t)ex->wiov[first].len;
+        first++;
+    }
+    if (first == k) {
+        on_write(&c->sock, CAIRN_OK);
+        return;
+    }
+    ex->wiov[first].base += w;
+    ex->wiov[first].len -= (size_t)w;
     timer_arm(c, c->srv->settings->send_timeout_ms);
-    if (cn_sock_write(&c->sock, ex->wiov, k) != CAIRN_OK) {
+    if (cn_sock_write(&c->sock, ex->wiov + first, k - first) != CAIRN_OK) {
         ex->writing = false;
         conn_close(c, true);
     }

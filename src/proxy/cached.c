@@ -89,7 +89,11 @@ struct cn_cached {
     uv_timer_t *watch_timer; /* a detached queued leader watching for waiters to remain */
     cn_session_t *owner;     /* for metrics from callbacks that only have cc */
     bool detached;           /* the leader's client left; the fetch goes on for the fill */
-    bool want_complete; /* a Range waiter: serve from the complete object, not while streaming */
+    bool want_complete;
+    cn_cache_obj_t *taken;
+        /* the refreshed object a 304 revalidation answers with */ /* a Range waiter: serve from the
+                                                                      complete object, not while
+                                                                      streaming */
 };
 
 static void serve_pull(cn_session_t *s, void *src);
@@ -1022,9 +1026,10 @@ lookup_and_go(cn_session_t *s)
         if (s->stale_policy < 0 && use != CN_POLICY_FRESH)
             use = CN_POLICY_REVALIDATE; /* a hook refused stale content */
         if (use == CN_POLICY_STALE_SWR) {
+            /* The refresh starts first: serving may complete (and free the session) at once. */
+            revalidate_in_background(s, o);
             s->cache_status = "STALE";
             serve_object(s, o, OUT_STALE);
-            revalidate_in_background(s, o);
             cn_cache_obj_unref(o);
             return;
         }
@@ -1365,8 +1370,7 @@ cn_cached_upstream_head(cn_session_t *s)
                         cn_cache_name(cc->cache));
         finish_fill(cc, CN_FILL_DONE); /* waiters look the refreshed object up */
         s->cache_status = "REVALIDATED";
-        serve_object(s, o, OUT_REVALIDATED);
-        cn_cache_obj_unref(o);
+        cc->taken = o; /* served by cn_cached_serve_taken once the upstream side is done */
         return CN_CACHED_TAKEN;
     }
     cc->outcome = cc->stale != NULL ? OUT_REFRESHED : OUT_MISS;
@@ -1505,6 +1509,16 @@ cn_cached_upstream_error(cn_session_t *s, unsigned status)
 }
 
 void
+cn_cached_serve_taken(cn_session_t *s)
+{
+    struct cn_cached *cc = s->cc;
+    cn_cache_obj_t *o = cc->taken;
+    cc->taken = NULL;
+    serve_object(s, o, OUT_REVALIDATED);
+    cn_cache_obj_unref(o); /* the local reference; serve_object keeps its own */
+}
+
+void
 cn_cached_abandoned(cn_session_t *s)
 {
     fill_metric(s, CN_METRICS_FILL_ABANDONED);
@@ -1566,6 +1580,8 @@ cn_cached_end(cn_session_t *s)
     cn_cache_obj_unref(cc->fill);
     cn_cache_obj_unref(cc->hit);
     cn_cache_obj_unref(cc->stale);
+    cn_cache_obj_unref(cc->taken);
+    cc->taken = NULL;
     cc->fill = cc->hit = cc->stale = NULL;
 }
 

@@ -32,6 +32,9 @@ bool cn_cached_head_as_get(const cn_session_t *s);
 /** The client of a fill leader left: true when the session must go on without it (the
  *  fetch still serves the fill's waiters and the cache). */
 bool cn_cached_detach(cn_session_t *s);
+/** After CN_CACHED_TAKEN (and the upstream connection released): answers the client from
+ *  the refreshed object. Last call on the session: it may complete and end it. */
+void cn_cached_serve_taken(cn_session_t *s);
 /** Counts a detached fetch that was stopped because nothing could use it. */
 void cn_cached_abandoned(cn_session_t *s);
 /** The key text a cache with @conf keeps for @url ("http://Host:80/p?q"): what admin

@@ -955,6 +955,7 @@ parse_response_head(struct proxy_ctx *px)
             px->resp_keep_alive = r.keep_alive && r.no_body;
             px->body_left = 0;
             finish_response(px);
+            cn_cached_serve_taken(s);
             return;
         }
         px->resp_keep_alive = r.keep_alive;
