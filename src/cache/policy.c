@@ -11,6 +11,7 @@
 
 #include "core/compiler.h"
 #include "core/str.h"
+#include "http/token.h"
 #include "core/time.h"
 #include "http/etag.h"
 
@@ -173,26 +174,6 @@ next_item(cairn_iov_t v, size_t *pos, cairn_iov_t *item)
     return false;
 }
 
-static bool
-is_tchar(unsigned char c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
-}
-
-static bool
-is_token(cairn_iov_t s)
-{
-    if (s.len == 0)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (!is_tchar((unsigned char)s.base[i]))
-            return false;
-    return true;
-}
-
 /* True when a Vary member is "*" or not a field name (both make the response unusable). */
 static bool
 vary_is_star(const cn_headers_t *resp)
@@ -201,7 +182,7 @@ vary_is_star(const cn_headers_t *resp)
     for (ssize_t i = cn_headers_find(resp, vary, -1); i >= 0; i = cn_headers_find(resp, vary, i)) {
         size_t pos = 0;
         while (next_item(resp->items[i].value, &pos, &item))
-            if (!is_token(item) || cn_iov_eq(item, LIT("*")))
+            if (!cn_http_is_token(item) || cn_iov_eq(item, LIT("*")))
                 return true;
     }
     return false;

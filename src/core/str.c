@@ -52,6 +52,18 @@ cn_iov_trim(cairn_iov_t a)
     return a;
 }
 
+int
+cn_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 bool
 cn_parse_u64(cairn_iov_t s, uint64_t *out)
 {

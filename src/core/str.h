@@ -24,6 +24,8 @@ bool cn_iov_ieq_cstr(cairn_iov_t a, const char *s);
 bool cn_iov_has_prefix(cairn_iov_t a, cairn_iov_t prefix);
 /** Strips optional whitespace (SP/HTAB) at both ends. */
 cairn_iov_t cn_iov_trim(cairn_iov_t a);
+/** The value of hex digit @c, or -1. */
+int cn_hex_digit(int c);
 /** Parses a non-negative decimal; false on empty, non-digits or overflow. */
 bool cn_parse_u64(cairn_iov_t s, uint64_t *out);
 /** "500ms", "2s", "1m", "1h", "1d" (a bare number is seconds) → milliseconds. */

@@ -9,6 +9,7 @@
 
 #include "core/compiler.h"
 #include "core/str.h"
+#include "http/token.h"
 #include "http/headers.h"
 
 enum kind {
@@ -68,26 +69,6 @@ struct arg {
     bool escaped;     /* STRING: contains a backslash escape */
     int64_t num;      /* INTEGER */
 };
-
-static bool
-is_tchar(unsigned char c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
-}
-
-static bool
-is_token(cairn_iov_t s)
-{
-    if (s.len == 0)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (!is_tchar((unsigned char)s.base[i]))
-            return false;
-    return true;
-}
 
 static const struct directive *
 lookup(cairn_iov_t name, bool exact)
@@ -182,7 +163,7 @@ parse_field_list(cairn_iov_t s, cn_cc_fields_t *f)
         start = i + 1;
         if (name.len == 0)
             continue;
-        if (!is_token(name))
+        if (!cn_http_is_token(name))
             return false;
         if (cn_cc_fields_has(f, name))
             continue;
@@ -328,7 +309,7 @@ parse_legacy_arg(cairn_iov_t v, size_t i, struct arg *a)
             j++;
         } else {
             size_t s = j;
-            while (j < v.len && is_tchar((unsigned char)v.base[j]))
+            while (j < v.len && cn_http_is_tchar((unsigned char)v.base[j]))
                 j++;
             a->type = j > s ? ARG_TOKEN : ARG_BAD;
             a->text = cn_iov(v.base + s, j - s);
@@ -355,7 +336,7 @@ next_element(cairn_iov_t v, size_t *pos, cairn_iov_t *name, struct arg *a)
         return false;
     }
     size_t s = i;
-    while (i < v.len && is_tchar((unsigned char)v.base[i]))
+    while (i < v.len && cn_http_is_tchar((unsigned char)v.base[i]))
         i++;
     *name = cn_iov(v.base + s, i - s);
     *pos = parse_legacy_arg(v, i, a);
@@ -543,7 +524,7 @@ static bool
 sf_token(struct sf *s, struct arg *a)
 {
     size_t start = s->i++;
-    for (int c = peek(s); c >= 0 && (is_tchar((unsigned char)c) || c == ':' || c == '/');
+    for (int c = peek(s); c >= 0 && (cn_http_is_tchar((unsigned char)c) || c == ':' || c == '/');
          c = peek(s))
         s->i++;
     a->type = ARG_TOKEN;

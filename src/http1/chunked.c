@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "core/str.h"
+
 #define MAX_CHUNK_LINE 4096             /* chunk-size and extensions, CRLF excluded */
 #define MAX_SIZE_DIGITS 16              /* hex digits in chunk-size */
 #define DEFAULT_MAX_TRAILER (16 * 1024) /* trailer section, final CRLF included */
@@ -38,18 +40,6 @@ static bool
 is_ows(unsigned char c)
 {
     return c == ' ' || c == '\t';
-}
-
-static int
-hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* qdtext and the characters allowed after a backslash (RFC 9110 §5.6.4). */
@@ -85,7 +75,7 @@ end_size_line(cn_h1_chunked_t *c)
 static int
 step_size(cn_h1_chunked_t *c, unsigned char ch)
 {
-    int d = hex_value(ch);
+    int d = cn_hex_digit(ch);
     if (d >= 0) {
         if (c->line_len > MAX_SIZE_DIGITS) {
             c->error = "chunk size too long";

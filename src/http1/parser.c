@@ -12,6 +12,7 @@
 
 #include "core/compiler.h"
 #include "core/str.h"
+#include "http/token.h"
 
 #define DEFAULT_MAX_HEAD ((size_t)64 * 1024)
 #define DEFAULT_MAX_HEADERS ((size_t)100)
@@ -62,14 +63,7 @@ struct conn_info {
 bool
 cn_h1_is_tchar(unsigned char c)
 {
-    /* RFC 9110 §5.6.2: "!#$%&'*+-.^_`|~", DIGIT, ALPHA; bit n of the mask is character n. */
-    static const uint64_t lo = 0x03ff6cfa00000000ULL; /* 0x00..0x3f */
-    static const uint64_t hi = 0x57ffffffc7fffffeULL; /* 0x40..0x7f */
-    if (c < 64)
-        return (lo >> c) & 1;
-    if (c < 128)
-        return (hi >> (c - 64)) & 1;
-    return false;
+    return cn_http_is_tchar(c);
 }
 
 static bool

@@ -19,18 +19,6 @@
 #include "http/etag.h"
 #include "http/headers.h"
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Ends the segment rel[*seg, *w): drops "" and ".", refuses "..", else keeps it plus "/". */
 static bool
 end_segment(char *rel, size_t *w, size_t *seg, size_t cap)
@@ -68,8 +56,8 @@ normalise_path(cairn_iov_t raw, char *rel, size_t cap, bool *trailing_slash)
     for (size_t i = 1; i < raw.len; i++) {
         char c = raw.base[i];
         if (c == '%') {
-            int hi = i + 2 < raw.len ? hex_value(raw.base[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value(raw.base[i + 2]) : -1;
+            int hi = i + 2 < raw.len ? cn_hex_digit(raw.base[i + 1]) : -1;
+            int lo = hi >= 0 ? cn_hex_digit(raw.base[i + 2]) : -1;
             if (lo < 0)
                 return false;
             c = (char)(hi << 4 | lo);
