@@ -89,11 +89,8 @@ struct cn_cached {
     uv_timer_t *watch_timer; /* a detached queued leader watching for waiters to remain */
     cn_session_t *owner;     /* for metrics from callbacks that only have cc */
     bool detached;           /* the leader's client left; the fetch goes on for the fill */
-    bool want_complete;
-    cn_cache_obj_t *taken;
-        /* the refreshed object a 304 revalidation answers with */ /* a Range waiter: serve from the
-                                                                      complete object, not while
-                                                                      streaming */
+    bool want_complete;      /* a Range waiter: serves from the complete object, not streaming */
+    cn_cache_obj_t *taken;   /* the refreshed object a 304 revalidation answers with */
 };
 
 static void serve_pull(cn_session_t *s, void *src);
