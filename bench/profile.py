@@ -204,7 +204,7 @@ def main():
     wd = tempfile.mkdtemp(prefix="cairn-bench-prof-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     bins = px.snapshot_binaries(wd, bench.ORIGIN_BIN)
     origin = bench.Origin(bins["bench_origin"]["path"])
-    L = [f"# Keep-alive cache hit profile — {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+    L = [f"# Keep-alive request profile (`{args.path}`) — {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
          "", f"git `{bench.git_rev()}`; load average {bench.loadavg()}; object `{args.path}`; "
          f"proxies pinned to core {bench.PROXY_CORE}, clients and origin on core {bench.LOAD_CORE}.", ""]
     L[2] += (f" cairn binary sha256 {bins['cairn']['sha256']}… built {bins['cairn']['built']}.")
@@ -217,8 +217,10 @@ def main():
                 counts[p] = strace_count(inst, args.requests, args.path, wd)
                 seqs[p] = strace_sequence(inst, args.path, wd)
                 if have_perf:
+                    bench.wait_quiet(30)
                     stats[p] = perf_stat(inst, args.path, args.duration, args.connections, wd)
                     if p in args.perf_proxies.split(","):
+                        bench.wait_quiet(30)
                         records[p] = perf_record(inst, args.path, args.duration, args.connections, wd)
             finally:
                 inst.stop()
@@ -227,7 +229,8 @@ def main():
         origin.stop()
 
     n = args.requests
-    L.append(f"## System calls per keep-alive hit (strace -c -f, {n} sequential requests on one connection)")
+    L.append(f"## System calls per keep-alive request for `{args.path}` (strace -c -f, {n} sequential "
+             f"requests on one connection)")
     L.append("")
     names = []
     for p in proxies:
@@ -252,7 +255,7 @@ def main():
              "(it includes the idle timers of the window, a few calls in all).")
     L.append("")
     for p in proxies:
-        L.append(f"### {p}: the system calls of one keep-alive hit (the 2nd request on a connection)")
+        L.append(f"### {p}: the system calls of one keep-alive request (the 2nd on a connection)")
         L.append("")
         L.append("```")
         L.extend(seqs.get(p, []))
