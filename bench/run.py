@@ -17,6 +17,7 @@ import os
 import platform
 import resource
 import select
+import shutil
 import socket
 import statistics
 import subprocess
@@ -155,7 +156,10 @@ def run_wrk(port, path, duration, connections, extra, timeout_s=10):
         f.write(WRK_LUA)
     cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
            f"--timeout={timeout_s}s", "-s", script] + extra + [f"http://127.0.0.1:{port}{path}"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    finally:
+        os.unlink(script)
     for line in r.stdout.splitlines():
         if line.startswith("WRKJSON "):
             return json.loads(line[len("WRKJSON "):])
@@ -552,7 +556,6 @@ def main():
     md = write_markdown(os.path.join(args.out, "latest.md"), table, proxies, scenarios, args, meta, idle, records)
     print()
     print(md)
-    import shutil
     shutil.rmtree(workdir, ignore_errors=True)
 
 
