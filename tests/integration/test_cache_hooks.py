@@ -13,118 +13,31 @@ sanitizer report.
 """
 from __future__ import annotations
 
-import errno
-import os
 import re
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import free_port, get
+from helpers import get
 from origins import Normal, Reset, Sequence
 from origins.server import Numbered, Validating
 
-REPO = Path(__file__).resolve().parent.parent.parent
-BUILD = Path(os.environ.get("CAIRN_BUILD") or REPO / "build-asan")
-if not BUILD.is_absolute():
-    BUILD = (REPO / BUILD).resolve()
-BINARY = BUILD / "example_cache_hooks"
+from example_proc import Example
 
-SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 HIT_RE = re.compile(r"^cairn; hit; ttl=(-?\d+)$")
 MISS_STORED = "cairn; fwd=uri-miss; fwd-status=200; stored"
 MAX_AGE = {"Cache-Control": "max-age=60"}
 
 
-class Program:
+class Program(Example):
     """example_cache_hooks running on a free port in front of @origin_addr."""
 
     def __init__(self, origin_addr, tmp: Path):
-        self.origin_addr = origin_addr
-        self.out = tmp / "cache_hooks.stdout"
-        self.err = tmp / "cache_hooks.stderr"
-        self.proc = None
-        self.port = None
-
-    def start(self):
-        deadline = time.monotonic() + 10  # a concurrent `make asan` may be relinking it
-        while not os.access(BINARY, os.X_OK):
-            if time.monotonic() > deadline:
-                pytest.fail(f"{BINARY} is missing: run `make asan` (examples/cache_hooks.c)",
-                            pytrace=False)
-            time.sleep(0.2)
-        for _ in range(3):
-            self.port = free_port()
-            self.proc = self._spawn()
-            if self._ready():
-                return self
-            if "address already in use" not in self.stderr().lower():
-                break
-        raise AssertionError(f"example_cache_hooks did not start (exit {self.proc.poll()}); "
-                             f"stderr:\n{self.stderr()[-3000:]}")
-
-    def _spawn(self):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with open(self.out, "wb") as out, open(self.err, "wb") as err:
-                    return subprocess.Popen([str(BINARY), str(self.port), self.origin_addr],
-                                            stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                            cwd=str(self.out.parent), env=env,
-                                            start_new_session=True)
-            except OSError as e:  # a concurrent `make asan` relinking it
-                if e.errno not in (errno.ETXTBSY, errno.EACCES, errno.ENOENT, errno.ENOEXEC) \
-                        or time.monotonic() > deadline:
-                    raise AssertionError(f"cannot run {BINARY}: {e}")
-                time.sleep(0.2)
-
-    def _ready(self, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return True
-            except OSError:
-                time.sleep(0.05)
-        return False
-
-    def stderr(self):
-        try:
-            return self.err.read_bytes().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        super().__init__("cache_hooks", [origin_addr], tmp)
 
     def get(self, target, headers=None):
         return get(self.port, target, headers=headers)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"example_cache_hooks did not exit within 5 s of SIGTERM; "
-                                 f"stderr:\n{self.stderr()[-3000:]}")
-        err = self.stderr()
-        for m in SANITIZER_MARKERS:
-            assert m not in err, f"sanitizer report from example_cache_hooks:\n{err[-6000:]}"
-        assert rc == 0, f"example_cache_hooks exited with {rc}; stderr:\n{err[-3000:]}"
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            self.proc.wait(timeout=5)
 
 
 @pytest.fixture
