@@ -653,9 +653,8 @@ admin_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena
     cn_headers_init(&x->resp.headers, arena);
     ds->session = x;
     if (req->error_status != 0) {
-        char *b = cn_arena_xalloc(arena, 64);
-        snprintf(b, 64, "%u %s\n", req->error_status, cn_status_reason(req->error_status));
-        reply_text(x, ds, req->error_status, b);
+        reply(x, ds, req->error_status, "text/plain; charset=utf-8",
+              cn_status_body(arena, req->error_status));
         return x;
     }
     dispatch(srv, x, ds, req);

@@ -2,6 +2,8 @@
 /* Method interning and status reason phrases (RFC 9110 §9, §15). */
 #include "http/msg.h"
 
+#include <stdio.h>
+
 #include "core/str.h"
 
 cn_method_t
@@ -19,6 +21,14 @@ cn_method_from_iov(cairn_iov_t m)
         if (cn_iov_eq(m, cn_iov_cstr(methods[i].name)))
             return methods[i].id;
     return CN_METHOD_OTHER;
+}
+
+cairn_iov_t
+cn_status_body(cn_arena_t *a, unsigned status)
+{
+    char *p = cn_arena_xalloc(a, 64);
+    int n = snprintf(p, 64, "%u %s\n", status, cn_status_reason(status));
+    return cn_iov(p, (size_t)n);
 }
 
 const char *

@@ -88,6 +88,8 @@ typedef struct cn_http_handler {
 cn_method_t cn_method_from_iov(cairn_iov_t m);
 /** Reason phrase of @status ("Not Found"); "Unknown" when unlisted. */
 const char *cn_status_reason(unsigned status);
+/** The short text body of a status cairn answers itself: "404 Not Found\n", in @a. */
+cairn_iov_t cn_status_body(cn_arena_t *a, unsigned status);
 /** True when a response with @status never has a body (1xx, 204, 304). */
 static inline bool
 cn_status_has_no_body(unsigned status)

@@ -180,7 +180,7 @@ cn_accesslog_write(cn_session_t *s)
     if (log_fd < 0)
         return;
     /* 499 (nginx's convention): the client went away before the response was complete. */
-    unsigned status = s->resp_eos && (!s->detached || s->background) ? s->resp.status : 499;
+    unsigned status = cn_session_status(s);
     double dur_ms = (double)(cn_time_now_ns() - s->start_ns) / 1e6;
     char line[8192];
     size_t n = log_format == CN_ACCESS_LOG_COMBINED

@@ -343,16 +343,6 @@ serve_cancel(cn_session_t *s, void *src)
     (void)src; /* references are dropped in cn_cached_end */
 }
 
-static void
-respond_plain(cn_session_t *s, unsigned status)
-{
-    char *p = cn_arena_xalloc(s->arena, 64);
-    int n = snprintf(p, 64, "%u %s\n", status, cn_status_reason(status));
-    cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
-                   CAIRN_IOV_LIT("text/plain; charset=utf-8"));
-    cn_session_respond(s, status, cn_iov(p, (size_t)n));
-}
-
 /* Plans a Range answer from a complete 200 object; false when the Range does not apply. */
 static bool
 plan_range(cn_session_t *s, struct cn_cached *cc, const cn_cache_obj_t *o, size_t *k)
@@ -446,7 +436,7 @@ serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
     }
     if (cond == CN_COND_PRECONDITION_FAILED) {
         cn_headers_init(&s->resp.headers, s->arena);
-        respond_plain(s, 412);
+        cn_session_respond_status(s, 412);
         return;
     }
     cc->items = cn_arena_xalloc(s->arena, 2 * sizeof(*cc->items));
@@ -457,7 +447,7 @@ serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
     cc->cur = 0;
     cc->cur_off = 0;
     if (s->resp.status == 416) {
-        respond_plain(s, 416);
+        cn_session_respond_status(s, 416);
         return;
     }
     if (s->req->method_id == CN_METHOD_HEAD || k == 0) {
@@ -481,13 +471,20 @@ timer_closed(uv_handle_t *h)
     cn_free(h);
 }
 
+/* Closes a timer handle we own (the memory goes in its close callback); NULL is a no-op. */
+static void
+close_timer(uv_timer_t **t)
+{
+    if (*t != NULL) {
+        uv_close((uv_handle_t *)*t, timer_closed);
+        *t = NULL;
+    }
+}
+
 static void
 stop_timer(struct cn_cached *cc)
 {
-    if (cc->timer != NULL) {
-        uv_close((uv_handle_t *)cc->timer, timer_closed);
-        cc->timer = NULL;
-    }
+    close_timer(&cc->timer);
 }
 
 /* Stops waiting (the fill reference is kept for a leader, dropped otherwise). */
@@ -536,14 +533,8 @@ queue_metric(cn_session_t *s, cn_metrics_queue_outcome_t outcome)
 static void
 release_slot(struct cn_cached *cc)
 {
-    if (cc->queue_timer != NULL) {
-        uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
-        cc->queue_timer = NULL;
-    }
-    if (cc->watch_timer != NULL) {
-        uv_close((uv_handle_t *)cc->watch_timer, timer_closed);
-        cc->watch_timer = NULL;
-    }
+    close_timer(&cc->queue_timer);
+    close_timer(&cc->watch_timer);
     if (cc->slot_wait != NULL) {
         cn_limiter_cancel(cc->limiter, cc->slot_wait, false);
         cc->slot_wait = NULL;
@@ -606,14 +597,8 @@ on_slot_granted(void *arg)
     cc->slot_wait = NULL;
     cc->slot_held = true;
     queue_metric(s, CN_METRICS_QUEUE_ADMITTED);
-    if (cc->queue_timer != NULL) {
-        uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
-        cc->queue_timer = NULL;
-    }
-    if (cc->watch_timer != NULL) {
-        uv_close((uv_handle_t *)cc->watch_timer, timer_closed);
-        cc->watch_timer = NULL;
-    }
+    close_timer(&cc->queue_timer);
+    close_timer(&cc->watch_timer);
     if (cc->leading && cc->fill_ref != NULL)
         cn_fill_set_queued(cc->fill_ref, cc->gen, false);
     /* RFC 9111 §4.2.3: request_time is when the request goes out, not when it queued. */
@@ -633,15 +618,11 @@ on_queue_timeout(uv_timer_t *t)
     cn_limiter_cancel(cc->limiter, cc->slot_wait, true);
     cc->slot_wait = NULL;
     queue_metric(s, CN_METRICS_QUEUE_TIMEOUT);
-    if (cc->watch_timer != NULL) {
-        uv_close((uv_handle_t *)cc->watch_timer, timer_closed);
-        cc->watch_timer = NULL;
-    }
+    close_timer(&cc->watch_timer);
     /* The fill never reached the origin: its waiters get the same answer, now (they waited
      * as long), rather than queueing again one after the other. */
     finish_fill(cc, CN_FILL_BUSY);
-    uv_close((uv_handle_t *)cc->queue_timer, timer_closed);
-    cc->queue_timer = NULL;
+    close_timer(&cc->queue_timer);
     s->src_ops = NULL;
     s->retry_after = up->retry_after;
     s->upstream_name = up->name;

@@ -134,16 +134,6 @@ files_cancel(cn_session_t *s, void *src)
 }
 
 static void
-respond_status_body(cn_session_t *s, unsigned status)
-{
-    char *p = cn_arena_xalloc(s->arena, 64);
-    int n = snprintf(p, 64, "%u %s\n", status, cn_status_reason(status));
-    cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
-                   CAIRN_IOV_LIT("text/plain; charset=utf-8"));
-    cn_session_respond(s, status, cn_iov(p, (size_t)n));
-}
-
-static void
 build_items(struct files_job *job, const cn_files_plan_t *plan)
 {
     if (plan->body == CN_FILES_BODY_RANGE) {
@@ -187,7 +177,7 @@ serve_plan(cn_session_t *s, struct files_job *job)
     s->resp.status = (unsigned)plan.status;
     if (plan.status == 405 || plan.status == 412 || plan.status == 416) {
         job_free(job);
-        respond_status_body(s, (unsigned)plan.status);
+        cn_session_respond_status(s, (unsigned)plan.status);
         return;
     }
     s->resp.content_length = plan.status == 304 ? -1 : (int64_t)plan.content_length;
@@ -241,7 +231,7 @@ resolve_done(uv_work_t *w, int status)
         }
         cn_headers_add_copy(&s->resp.headers, CAIRN_IOV_LIT("Location"), loc);
         job_free(job);
-        respond_status_body(s, 301);
+        cn_session_respond_status(s, 301);
         return;
     }
     job_free(job);

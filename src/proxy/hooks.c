@@ -193,7 +193,7 @@ cn_hooks_end(cn_session_t *s)
     if (s->n_hooks == 0)
         return;
     cairn_req_summary_t sum = {
-        .status = s->resp_eos && !s->detached ? s->resp.status : 499,
+        .status = cn_session_status(s),
         .bytes_sent = s->bytes_sent,
         .duration_ns = cn_time_now_ns() - s->start_ns,
         .upstream = s->upstream_name,

@@ -396,9 +396,7 @@ cn_session_error(cn_session_t *s, unsigned status, const char *why)
         cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
                        cn_iov_cstr(page->content_type ? page->content_type : "text/plain"));
     } else {
-        char *p = cn_arena_xalloc(s->arena, 64);
-        int n = snprintf(p, 64, "%u %s\n", status, cn_status_reason(status));
-        body = cn_iov(p, (size_t)n);
+        body = cn_status_body(s->arena, status);
         cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
                        CAIRN_IOV_LIT("text/plain; charset=utf-8"));
     }
@@ -411,6 +409,20 @@ cn_session_error(cn_session_t *s, unsigned status, const char *why)
         cn_headers_add_copy(&s->resp.headers, CAIRN_IOV_LIT("Retry-After"), cn_iov(ra, (size_t)l));
     }
     cn_session_respond(s, status, body);
+}
+
+void
+cn_session_respond_status(cn_session_t *s, unsigned status)
+{
+    cn_headers_add(&s->resp.headers, CAIRN_IOV_LIT("Content-Type"),
+                   CAIRN_IOV_LIT("text/plain; charset=utf-8"));
+    cn_session_respond(s, status, cn_status_body(s->arena, status));
+}
+
+unsigned
+cn_session_status(const cn_session_t *s)
+{
+    return s->resp_eos && (!s->detached || s->background) ? s->resp.status : 499;
 }
 
 void

@@ -107,6 +107,12 @@ extern const cn_http_handler_t cn_session_handler;
 void cn_session_send(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos);
 /** Sends a whole response whose body is in memory that lives as long as the session. */
 void cn_session_respond(cn_session_t *s, unsigned status, cairn_iov_t body);
+/** Answers @status with its short text body, keeping the headers already set (Allow,
+ *  Content-Range, Location...). */
+void cn_session_respond_status(cn_session_t *s, unsigned status);
+/** The status the exchange ended with for logs and metrics: 499 when the client left first
+ *  (a background fetch has no client: its own status). */
+unsigned cn_session_status(const cn_session_t *s);
 /** Generates an error response (custom page when the route has one) and logs @why once. */
 void cn_session_error(cn_session_t *s, unsigned status, const char *why);
 /** Aborts the client exchange (an incomplete response) and ends the session. */

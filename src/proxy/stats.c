@@ -80,7 +80,7 @@ cn_stats_request_done(cn_session_t *s)
     if (m == NULL || s->background)
         return;
     /* The status the access log writes: 499 when the client left first. */
-    unsigned status = s->resp_eos && !s->detached ? s->resp.status : 499;
+    unsigned status = cn_session_status(s);
     cn_metrics_request_done(m, route_slot(s), status, cn_time_now_ns() - s->start_ns,
                             s->bytes_sent);
     uint32_t cache;
