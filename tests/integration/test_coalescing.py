@@ -28,6 +28,8 @@ import time
 import pytest
 
 from helpers import get, proxy_config
+from test_backpressure import scrape
+from test_metrics_admin import value
 from origins import Origin, Reset, blob
 from origins.server import Sequence, Stream
 
@@ -35,6 +37,9 @@ MiB = 1 << 20
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 # kernel receive timestamps are CLOCK_REALTIME; the origin records time.monotonic()
 _WALL_MINUS_MONO = time.time() - time.monotonic()
+
+
+FILL_EVENTS = "cairn_cache_fill_events_total"
 
 
 def cache_cfg(org, wait="10s", age="10s", workers=2, retries=None, **kw):
@@ -434,6 +439,10 @@ def test_failed_leader_elects_one_waiter(cairn, origin):
     r = get(c.port, "/elect")
     assert (r.header("Cache-Status") or "").startswith("cairn; hit;") and r.body == body
     assert len(org.requests) == 2
+    fams = scrape(c)
+    elected = value(fams, FILL_EVENTS, cache="c", event="leader_elected")
+    assert elected == 1, f"{FILL_EVENTS}{{event=leader_elected}} is {elected}, expected 1"
+    assert value(fams, FILL_EVENTS, cache="c", event="takeover") == 0
 
 
 def test_wait_timeout_waiters_fetch_on_their_own(cairn, origin):
@@ -497,6 +506,8 @@ def test_age_timeout_waiter_takes_over(cairn, origin):
     assert late.status == 200 and late.body == body and late_took < 2.0, \
         f"late request: {late.status}, {late_took:.2f} s"
     check_full(clients[:1], quick.sha256, len(body), "the stalled leader")
+    took_over = value(scrape(c), FILL_EVENTS, cache="c", event="takeover")
+    assert took_over >= 1, f"{FILL_EVENTS}{{event=takeover}} is {took_over}, expected >= 1"
 
 
 def test_hit_for_pass(cairn, origin):
