@@ -18,20 +18,39 @@ cn_iov_eq(cairn_iov_t a, cairn_iov_t b)
 }
 
 bool
-cn_iov_ieq(cairn_iov_t a, cairn_iov_t b)
+cn_mem_ieq(const char *a, const char *b, size_t n)
 {
-    if (a.len != b.len)
-        return false;
-    for (size_t i = 0; i < a.len; i++)
-        if (lower((unsigned char)a.base[i]) != lower((unsigned char)b.base[i]))
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
             return false;
     return true;
 }
 
-bool
-cn_iov_ieq_cstr(cairn_iov_t a, const char *s)
+size_t
+cn_fmt_u64(char *out, uint64_t v)
 {
-    return cn_iov_ieq(a, cn_iov_cstr(s));
+    char tmp[20];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    memcpy(out, tmp + i, sizeof(tmp) - i);
+    return sizeof(tmp) - i;
+}
+
+size_t
+cn_fmt_hex(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[16];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = digits[v & 15];
+        v >>= 4;
+    } while (v != 0);
+    memcpy(out, tmp + i, sizeof(tmp) - i);
+    return sizeof(tmp) - i;
 }
 
 bool

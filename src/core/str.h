@@ -18,9 +18,19 @@ cn_iov_cstr(const char *s)
     return (cairn_iov_t){(char *)s, s ? strlen(s) : 0};
 }
 bool cn_iov_eq(cairn_iov_t a, cairn_iov_t b);
-/** ASCII case-insensitive comparison. */
-bool cn_iov_ieq(cairn_iov_t a, cairn_iov_t b);
-bool cn_iov_ieq_cstr(cairn_iov_t a, const char *s);
+/** ASCII case-insensitive comparison of @n bytes. */
+bool cn_mem_ieq(const char *a, const char *b, size_t n);
+/** ASCII case-insensitive comparison (inline: most header lookups differ in length). */
+static inline bool
+cn_iov_ieq(cairn_iov_t a, cairn_iov_t b)
+{
+    return a.len == b.len && cn_mem_ieq(a.base, b.base, a.len);
+}
+static inline bool
+cn_iov_ieq_cstr(cairn_iov_t a, const char *s)
+{
+    return cn_iov_ieq(a, cn_iov_cstr(s));
+}
 bool cn_iov_has_prefix(cairn_iov_t a, cairn_iov_t prefix);
 /** Strips optional whitespace (SP/HTAB) at both ends. */
 cairn_iov_t cn_iov_trim(cairn_iov_t a);
@@ -37,6 +47,10 @@ bool cn_parse_size(const char *s, uint64_t *out);
 void cn_format_duration_ms(uint64_t ms, char *out, size_t n);
 /** Formats bytes to the shortest exact size string ("64KiB"). */
 void cn_format_size(uint64_t bytes, char *out, size_t n);
+/** Writes @v in decimal to @out (room for 20 bytes); returns the length. */
+size_t cn_fmt_u64(char *out, uint64_t v);
+/** Writes @v in lower-case hex to @out (room for 16 bytes); returns the length. */
+size_t cn_fmt_hex(char *out, uint64_t v);
 /** Levenshtein distance, capped; used for "did you mean" suggestions. */
 size_t cn_str_distance(const char *a, const char *b);
 

@@ -52,4 +52,9 @@ void cn_h1_server_close_all(cn_h1_server_t *srv);
 /** Writes the HTTP-date of the current second (cached per thread) into @out (30 bytes). */
 const char *cn_h1_date_now(void);
 
+/** A parser's field array of @n entries, recycled per thread (no malloc per message when
+ *  @n is at most the default max_headers + 1). Give it back with cn_h1_headers_put(). */
+cn_h1_header_t *cn_h1_headers_get(size_t n);
+void cn_h1_headers_put(cn_h1_header_t *h, size_t n);
+
 #endif

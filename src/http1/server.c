@@ -79,6 +79,30 @@ struct cn_h1_conn {
 /* Connections are recycled per thread (accept-heavy loads allocate one per request). */
 static cn_pool_t conn_pool = CN_POOL_INIT("h1-conn", sizeof(struct cn_h1_conn), 1024);
 
+/* The parsers' field arrays: one per message being parsed, back in the pool before the
+ * message is handed on (the fields are copied into the request arena). Sized for the
+ * default max_headers; a larger configured limit falls back to malloc. */
+#define H1_POOLED_HEADERS 101
+static cn_pool_t headers_pool =
+    CN_POOL_INIT("h1-headers", H1_POOLED_HEADERS * sizeof(cn_h1_header_t), 4);
+
+cn_h1_header_t *
+cn_h1_headers_get(size_t n)
+{
+    if (n <= H1_POOLED_HEADERS)
+        return cn_pool_xalloc(&headers_pool);
+    return cn_xmalloc(n * sizeof(cn_h1_header_t));
+}
+
+void
+cn_h1_headers_put(cn_h1_header_t *h, size_t n)
+{
+    if (n <= H1_POOLED_HEADERS)
+        cn_pool_free(&headers_pool, h);
+    else
+        cn_free(h);
+}
+
 static void conn_process(cn_h1_conn_t *c);
 static void remember_peer(cn_h1_conn_t *c);
 static void conn_close(cn_h1_conn_t *c, bool reset);
@@ -494,13 +518,14 @@ parse_head(cn_h1_conn_t *c)
     cn_buf_t *rb = &c->sock.rbuf;
     /* RFC 9112 §2.2: skip at most a few empty lines between requests (the parser also
      * tolerates them; this keeps stray CRLF after a body from counting as a head). */
-    cn_h1_header_t *hdrs = cn_xmalloc(sizeof(*hdrs) * (set->limits.max_headers + 1));
+    size_t n_hdrs = set->limits.max_headers + 1;
+    cn_h1_header_t *hdrs = cn_h1_headers_get(n_hdrs);
     cn_h1_request_t p;
     memset(&p, 0, sizeof(p));
     cn_h1_result_t r = cn_h1_parse_request(cn_buf_start(rb), rb->len, &set->limits, &p, hdrs,
-                                           set->limits.max_headers + 1);
+                                           n_hdrs);
     if (r == CN_H1_INCOMPLETE) {
-        cn_free(hdrs);
+        cn_h1_headers_put(hdrs, n_hdrs);
         if (!c->head_timer) {
             c->head_timer = 1;
             timer_arm(c, set->header_timeout_ms);
@@ -514,7 +539,7 @@ parse_head(cn_h1_conn_t *c)
     }
     if (r == CN_H1_ERROR) {
         cn_sock_read_stop(&c->sock);
-        cn_free(hdrs);
+        cn_h1_headers_put(hdrs, n_hdrs);
         cn_buf_consume(rb, rb->len);
         dispatch_error(c, p.status ? p.status : 400, p.error ? p.error : "bad request");
         return;
@@ -522,7 +547,7 @@ parse_head(cn_h1_conn_t *c)
     cn_arena_t *arena;
     cn_http_ds_t *ds = new_exchange(c, &arena);
     cn_http_req_t *req = build_request(c, arena, &p, cn_buf_start(rb));
-    cn_free(hdrs);
+    cn_h1_headers_put(hdrs, n_hdrs);
     cn_buf_consume(rb, p.head_len);
     struct h1_exchange *ex = c->ex;
     ex->head_request = req->method_id == CN_METHOD_HEAD;
@@ -705,16 +730,30 @@ discard_body(cn_h1_conn_t *c)
 
 /* ---- response -------------------------------------------------------------------------- */
 
+/* Framing fields are rebuilt for each hop; the engine's copies are dropped. */
 static bool
 skip_header(cairn_iov_t name)
 {
-    static const char *const framing[] = {"content-length", "transfer-encoding", "connection",
-                                          "keep-alive"};
-    for (size_t i = 0; i < CN_ARRAY_LEN(framing); i++)
-        if (cn_iov_ieq_cstr(name, framing[i]))
-            return true;
-    return false;
+    switch (name.len) {
+    case 10:
+        return cn_iov_ieq(name, CAIRN_IOV_LIT("connection")) ||
+               cn_iov_ieq(name, CAIRN_IOV_LIT("keep-alive"));
+    case 14:
+        return cn_iov_ieq(name, CAIRN_IOV_LIT("content-length"));
+    case 17:
+        return cn_iov_ieq(name, CAIRN_IOV_LIT("transfer-encoding"));
+    default:
+        return false;
+    }
 }
+
+static char *
+put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
 static cairn_iov_t
 build_head(cn_h1_conn_t *c, const cn_http_resp_t *resp)
@@ -722,14 +761,23 @@ build_head(cn_h1_conn_t *c, const cn_http_resp_t *resp)
     struct h1_exchange *ex = c->ex;
     const cn_http_req_t *req = ex->req;
     const cn_h1_settings_t *set = c->srv->settings;
-    size_t need = 256;
-    for (size_t i = 0; i < resp->headers.n; i++)
-        need += resp->headers.items[i].name.len + resp->headers.items[i].value.len + 4;
-    char *p = cn_arena_xalloc(ex->arena, need);
-    size_t n = 0;
+    const char *server = set->server_header != NULL ? set->server_header : "";
+    size_t server_len = strlen(server);
+    const char *reason = cn_status_reason(resp->status);
+    size_t reason_len = strlen(reason);
+    bool has_date = false, has_server = false;
+    size_t need = 192 + reason_len + server_len;
+    for (size_t i = 0; i < resp->headers.n; i++) {
+        cairn_iov_t name = resp->headers.items[i].name;
+        need += name.len + resp->headers.items[i].value.len + 4;
+        if (name.len == 4 && cn_iov_ieq(name, CAIRN_IOV_LIT("date")))
+            has_date = true;
+        else if (name.len == 6 && cn_iov_ieq(name, CAIRN_IOV_LIT("server")))
+            has_server = true;
+    }
+    char *const start = cn_arena_xalloc(ex->arena, need);
+    char *p = start;
     ex->resp_no_body = ex->head_request || cn_status_has_no_body(resp->status);
-    if (!ex->body_done && c->srv->draining)
-        c->keep_alive = 0;
     if (c->srv->draining)
         c->keep_alive = 0;
     /* An unread body with Expect: 100-continue that we never acknowledged: the client may
@@ -737,52 +785,55 @@ build_head(cn_h1_conn_t *c, const cn_http_resp_t *resp)
     if (!ex->body_done && req->expect_continue && !ex->sent_continue)
         c->keep_alive = 0;
     bool chunked = false;
-    n += (size_t)snprintf(p + n, need - n, "HTTP/1.1 %u %s\r\n", resp->status,
-                          cn_status_reason(resp->status));
-    bool has_date = cn_headers_get(&resp->headers, CAIRN_IOV_LIT("date")) != NULL;
-    bool has_server = cn_headers_get(&resp->headers, CAIRN_IOV_LIT("server")) != NULL;
-    if (!has_date)
-        n += (size_t)snprintf(p + n, need - n, "Date: %s\r\n", cn_h1_date_now());
-    if (!has_server && set->server_header != NULL && set->server_header[0] != '\0') {
-        size_t sl = strlen(set->server_header);
-        if (need - n > sl + 12)
-            n += (size_t)snprintf(p + n, need - n, "Server: %s\r\n", set->server_header);
+    unsigned status = resp->status % 1000;
+    char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10), ' '};
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = put(p, code, sizeof(code));
+    p = put(p, reason, reason_len);
+    p = PUT_LIT(p, "\r\n");
+    if (!has_date) {
+        p = PUT_LIT(p, "Date: ");
+        p = put(p, cn_h1_date_now(), 29);
+        p = PUT_LIT(p, "\r\n");
+    }
+    if (!has_server && server_len > 0) {
+        p = PUT_LIT(p, "Server: ");
+        p = put(p, server, server_len);
+        p = PUT_LIT(p, "\r\n");
     }
     for (size_t i = 0; i < resp->headers.n; i++) {
         const cn_header_t *h = &resp->headers.items[i];
         if (skip_header(h->name))
             continue;
-        memcpy(p + n, h->name.base, h->name.len);
-        n += h->name.len;
-        p[n++] = ':';
-        p[n++] = ' ';
-        memcpy(p + n, h->value.base, h->value.len);
-        n += h->value.len;
-        p[n++] = '\r';
-        p[n++] = '\n';
+        p = put(p, h->name.base, h->name.len);
+        p = PUT_LIT(p, ": ");
+        p = put(p, h->value.base, h->value.len);
+        p = PUT_LIT(p, "\r\n");
     }
     if (resp->status == 204 || resp->status < 200) {
         /* No framing fields (RFC 9110 §8.6). */
     } else if (resp->content_length >= 0) {
-        n += (size_t)snprintf(p + n, need - n, "Content-Length: %lld\r\n",
-                              (long long)resp->content_length);
+        p = PUT_LIT(p, "Content-Length: ");
+        p += cn_fmt_u64(p, (uint64_t)resp->content_length);
+        p = PUT_LIT(p, "\r\n");
     } else if (ex->resp_no_body) {
         /* HEAD or 304 without a known length: say nothing about the length. */
     } else if (req->version >= 11) {
         chunked = true;
-        n += (size_t)snprintf(p + n, need - n, "Transfer-Encoding: chunked\r\n");
+        p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
     } else {
         c->keep_alive = 0; /* close-delimited for HTTP/1.0 */
     }
     if (!c->keep_alive)
-        n += (size_t)snprintf(p + n, need - n, "Connection: close\r\n");
+        p = PUT_LIT(p, "Connection: close\r\n");
     else if (req->version == 10)
-        n += (size_t)snprintf(p + n, need - n, "Connection: keep-alive\r\n");
-    p[n++] = '\r';
-    p[n++] = '\n';
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    p = PUT_LIT(p, "\r\n");
+    CN_ASSERT((size_t)(p - start) <= need);
     ex->resp_chunked = chunked;
     ex->head_sent = true;
-    return cn_iov(p, n);
+    return cn_iov(start, (size_t)(p - start));
 }
 
 static void
@@ -800,8 +851,10 @@ ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, si
         for (size_t i = 0; i < n; i++)
             body += iov[i].len;
         if (ex->resp_chunked && body > 0) {
-            int l = snprintf(ex->chunk_line, sizeof(ex->chunk_line), "%zx\r\n", body);
-            ex->wiov[k++] = cn_iov(ex->chunk_line, (size_t)l);
+            size_t l = cn_fmt_hex(ex->chunk_line, body);
+            ex->chunk_line[l++] = '\r';
+            ex->chunk_line[l++] = '\n';
+            ex->wiov[k++] = cn_iov(ex->chunk_line, l);
         }
         CN_ASSERT(n <= H1_MAX_IOV);
         for (size_t i = 0; i < n; i++)
@@ -819,29 +872,18 @@ ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, si
         on_write(&c->sock, CAIRN_OK);
         return;
     }
-    /* Most responses fit the socket buffer: write them now and complete inline, which
-     * spares libuv's write request and the epoll_ctl it costs after every write. */
-    ssize_t w = cn_sock_try_write(&c->sock, ex->wiov, k);
-    if (w < 0) {
-        ex->writing = false;
-        conn_close(c, true);
-        return;
-    }
-    size_t first = 0;
-    while (first < k && (size_t)w >= ex->wiov[first].len) {
-        w -= (ssize_t)ex->wiov[first].len;
-        first++;
-    }
-    if (first == k) {
+    /* Most responses fit the socket buffer: written now, completed inline. */
+    switch (cn_sock_send(&c->sock, ex->wiov, k)) {
+    case CN_SOCK_SENT:
         on_write(&c->sock, CAIRN_OK);
         return;
-    }
-    ex->wiov[first].base += w;
-    ex->wiov[first].len -= (size_t)w;
-    timer_arm(c, c->srv->settings->send_timeout_ms);
-    if (cn_sock_write(&c->sock, ex->wiov + first, k - first) != CAIRN_OK) {
+    case CN_SOCK_PENDING:
+        timer_arm(c, c->srv->settings->send_timeout_ms);
+        return;
+    case CN_SOCK_FAILED:
         ex->writing = false;
         conn_close(c, true);
+        return;
     }
 }
 

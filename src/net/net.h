@@ -40,6 +40,7 @@ struct cn_sock {
     uint8_t reading : 1; /* uv_read_start is active */
     uint8_t writing : 1; /* one write in flight */
     uint8_t closing : 1; /* cn_sock_close was called */
+    uint8_t hold : 1;    /* rbuf is lent out: reads stop (once) instead of moving it */
 };
 
 /** Initialises @s as an accepted connection from @server. Returns CAIRN_OK or an error. */
@@ -47,13 +48,26 @@ cairn_err_t cn_sock_accept(uv_stream_t *server, cn_sock_t *s, bool is_unix);
 /** Starts an outgoing connection to @addr; @cb is called once. */
 cairn_err_t cn_sock_connect(uv_loop_t *loop, cn_sock_t *s, const struct sockaddr *addr,
                             cn_sock_connect_cb cb);
-/** Starts/stops delivering reads into s->rbuf. Idempotent. */
+/** Starts/stops delivering reads into s->rbuf. Idempotent. Staying armed is cheaper than
+ *  toggling (each toggle is an epoll_ctl): while a slice of rbuf is lent out, set s->hold
+ *  instead; a read that arrives meanwhile stops reading, and the owner restarts it. */
 void cn_sock_read_start(cn_sock_t *s);
 void cn_sock_read_stop(cn_sock_t *s);
 /** Writes @n slices; they must stay valid until the write callback. One write at a time. */
 cairn_err_t cn_sock_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n);
 /** Writes what the kernel takes right now without blocking; returns bytes written or <0. */
 ssize_t cn_sock_try_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n);
+
+enum cn_sock_send_result {
+    CN_SOCK_SENT = 1,    /* all written now: no write callback will come */
+    CN_SOCK_PENDING = 0, /* the rest is queued: on_write runs when it is written */
+    CN_SOCK_FAILED = -1,
+};
+/** Writes @n slices now as far as the kernel takes them and queues the rest with
+ *  cn_sock_write, adjusting @iov in place (it must stay valid until the write callback).
+ *  Most writes complete here, which spares libuv's write request and the epoll_ctl that
+ *  re-arms after it. */
+enum cn_sock_send_result cn_sock_send(cn_sock_t *s, cairn_iov_t *iov, size_t n);
 /** Closes (deferred to the loop); on_close runs later. With @reset the peer gets an RST. */
 void cn_sock_close(cn_sock_t *s, bool reset);
 /** Disables Nagle etc. on TCP sockets. */

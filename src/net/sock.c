@@ -105,7 +105,7 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     cn_sock_t *s = h->data;
     (void)suggested;
-    size_t want = s->read_chunk ? s->read_chunk : 16384;
+    size_t want = s->hold ? 0 : (s->read_chunk ? s->read_chunk : 16384);
     size_t room_limit = s->rbuf_limit;
     if (room_limit != 0 && s->rbuf.len + want > room_limit)
         want = room_limit > s->rbuf.len ? room_limit - s->rbuf.len : 0;
@@ -196,6 +196,24 @@ cn_sock_try_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
     if (r == UV_EAGAIN)
         return 0;
     return r;
+}
+
+enum cn_sock_send_result
+cn_sock_send(cn_sock_t *s, cairn_iov_t *iov, size_t n)
+{
+    ssize_t w = cn_sock_try_write(s, iov, n);
+    if (w < 0)
+        return CN_SOCK_FAILED;
+    size_t first = 0;
+    while (first < n && (size_t)w >= iov[first].len) {
+        w -= (ssize_t)iov[first].len;
+        first++;
+    }
+    if (first == n)
+        return CN_SOCK_SENT;
+    iov[first].base += w;
+    iov[first].len -= (size_t)w;
+    return cn_sock_write(s, iov + first, n - first) == CAIRN_OK ? CN_SOCK_PENDING : CN_SOCK_FAILED;
 }
 
 static void

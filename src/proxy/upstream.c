@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/time.h"
-#include "http1/parser.h"
+#include "http1/http1.h"
 #include "net/net.h"
 #include "proxy/cached.h"
 #include "proxy/session.h"
@@ -457,12 +457,19 @@ write_head(struct proxy_ctx *px)
     px->body_writing = true;
     px->t_start_ns = cn_time_now_ns();
     arm(uc, px->up->write_timeout_ms);
-    if (cn_sock_write(&uc->sock, px->wiov, 1) != CAIRN_OK) {
+    /* A pooled connection is already reading (it watches for the upstream closing it). */
+    cn_sock_read_start(&uc->sock);
+    switch (cn_sock_send(&uc->sock, px->wiov, 1)) {
+    case CN_SOCK_SENT:
+        up_on_write(&uc->sock, CAIRN_OK);
+        return;
+    case CN_SOCK_PENDING:
+        return;
+    case CN_SOCK_FAILED:
         px->body_writing = false;
         proxy_fail(px, CAIRN_ECLOSED, "upstream write failed");
         return;
     }
-    cn_sock_read_start(&uc->sock);
 }
 
 static void
@@ -712,7 +719,7 @@ finish_response(struct proxy_ctx *px)
         return;
     px->uc = NULL;
     uc->px = NULL;
-    cn_sock_read_stop(&uc->sock);
+    uc->sock.hold = 0;
     uv_timer_stop(&uc->timer);
     if (px->resp_keep_alive && px->body_sent && !px->body_writing && uc->sock.rbuf.len == 0)
         pool_put(uc, px->up);
@@ -807,7 +814,7 @@ send_next_slice(struct proxy_ctx *px)
         px->consume = off;
     }
     px->sending = true;
-    cn_sock_read_stop(&uc->sock);
+    uc->sock.hold = 1; /* the slice points into rbuf */
     uv_timer_stop(&uc->timer);
     if (s->cc != NULL) {
         cn_cached_upstream_body(s, v);
@@ -843,6 +850,7 @@ pull_body(cn_session_t *s, void *src)
     px->sending = false;
     if (px->uc == NULL)
         return;
+    px->uc->sock.hold = 0;
     if (px->consume) {
         cn_buf_consume(&px->uc->sock.rbuf, px->consume);
         px->consume = 0;
@@ -890,25 +898,26 @@ parse_response_head(struct proxy_ctx *px)
                                 .max_headers = s->cfg->server.max_headers,
                                 .max_target = s->cfg->server.max_uri_size};
     for (;;) {
-        cn_h1_header_t *hdrs = cn_xmalloc(sizeof(*hdrs) * (lim.max_headers + 1));
+        size_t n_hdrs = lim.max_headers + 1;
+        cn_h1_header_t *hdrs = cn_h1_headers_get(n_hdrs);
         cn_h1_response_t r;
         memset(&r, 0, sizeof(r));
         cn_h1_result_t res = cn_h1_parse_response(cn_buf_start(rb), rb->len, &lim, px->head_request,
-                                                  &r, hdrs, lim.max_headers + 1);
+                                                  &r, hdrs, n_hdrs);
         if (res == CN_H1_INCOMPLETE) {
-            cn_free(hdrs);
+            cn_h1_headers_put(hdrs, n_hdrs);
             if (rb->len > lim.max_head)
                 proxy_fail(px, CAIRN_EPROTO, "upstream response head too large");
             return;
         }
         if (res == CN_H1_ERROR) {
-            cn_free(hdrs);
+            cn_h1_headers_put(hdrs, n_hdrs);
             CN_LOG_DEBUG(s->id, "bad upstream response: %s", r.error ? r.error : "?");
             proxy_fail(px, CAIRN_EPROTO, r.error ? r.error : "malformed upstream response");
             return;
         }
         if (r.status >= 100 && r.status < 200) {
-            cn_free(hdrs);
+            cn_h1_headers_put(hdrs, n_hdrs);
             if (r.status == 101) {
                 proxy_fail(px, CAIRN_EPROTO, "upstream switched protocols unexpectedly");
                 return;
@@ -921,7 +930,7 @@ parse_response_head(struct proxy_ctx *px)
         s->resp.status = r.status;
         cn_stats_upstream_response(s, px->up, r.status);
         copy_response_headers(px, &r, cn_buf_start(rb));
-        cn_free(hdrs);
+        cn_h1_headers_put(hdrs, n_hdrs);
         cn_buf_consume(rb, r.head_len);
         /* The length the client will see; known before hooks and the cache decide. */
         if (r.chunked || r.close_delimited)
