@@ -54,6 +54,8 @@ struct cn_cache_obj {
     cn_policy_meta_t meta;   /* freshness and age inputs (RFC 9111 §4.2) */
     time_t last_modified;    /* 0 = none */
     cairn_iov_t etag;        /* empty = none */
+    bool no_cache_hint;      /* some field value says "no-cache": a hit must look for
+                                no-cache="field" (RFC 9111 §5.2.2.4); otherwise it need not */
     /* Owned by the tier, under its shard lock. */
     struct cn_cache_obj *chain;         /* hash chain */
     struct cn_cache_obj *qnext, *qprev; /* S3-FIFO queue */

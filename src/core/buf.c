@@ -7,6 +7,27 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/pool.h"
+
+/* The standard read buffer (a connection reading a request head) is recycled per thread:
+ * it is taken for every request and given back as soon as it is empty. */
+#define BUF_POOLED 16384
+static cn_pool_t buf_pool = CN_POOL_INIT("buf-16k", BUF_POOLED, 64);
+
+static char *
+buf_alloc(size_t cap)
+{
+    return cap == BUF_POOLED ? cn_pool_xalloc(&buf_pool) : cn_malloc(cap);
+}
+
+static void
+buf_free(char *p, size_t cap)
+{
+    if (cap == BUF_POOLED)
+        cn_pool_free(&buf_pool, p);
+    else
+        cn_free(p);
+}
 
 cairn_err_t
 cn_buf_reserve(cn_buf_t *b, size_t n, size_t limit)
@@ -28,12 +49,12 @@ cn_buf_reserve(cn_buf_t *b, size_t n, size_t limit)
         cap *= 2;
     if (limit != 0 && cap > limit)
         cap = limit;
-    char *p = cn_malloc(cap);
+    char *p = buf_alloc(cap);
     if (p == NULL)
         return CAIRN_ENOMEM;
     if (b->len)
         memcpy(p, b->data + b->head, b->len);
-    cn_free(b->data);
+    buf_free(b->data, b->cap);
     b->data = p;
     b->head = 0;
     b->cap = cap;
@@ -71,7 +92,7 @@ cn_buf_append(cn_buf_t *b, const void *p, size_t n)
 void
 cn_buf_fini(cn_buf_t *b)
 {
-    cn_free(b->data);
+    buf_free(b->data, b->cap);
     b->data = NULL;
     b->head = b->len = b->cap = 0;
 }

@@ -378,6 +378,28 @@ remember_peer(cn_h1_conn_t *c)
     }
 }
 
+/* The text form of an address; the last one is kept per thread (clients behind a load
+ * balancer, or a benchmark, come from a few addresses). */
+static void
+peer_text(int family, const uint8_t *addr, char *text, size_t n)
+{
+    static _Thread_local int last_family;
+    static _Thread_local uint8_t last_addr[16];
+    static _Thread_local char last_text[INET6_ADDRSTRLEN];
+    size_t alen = family == AF_INET ? 4 : 16;
+    if (family != last_family || memcmp(addr, last_addr, alen) != 0) {
+        if (inet_ntop(family, addr, last_text, sizeof(last_text)) == NULL)
+            memcpy(last_text, "-", 2);
+        last_family = family;
+        memcpy(last_addr, addr, alen);
+    }
+    size_t l = strlen(last_text);
+    if (l >= n)
+        l = n - 1;
+    memcpy(text, last_text, l);
+    text[l] = '\0';
+}
+
 /* The peer as a sockaddr (in @arena) and as text, from what remember_peer kept. */
 static struct sockaddr_storage *
 peer_of(const cn_h1_conn_t *c, cn_arena_t *arena, char *text, size_t n)
@@ -389,12 +411,12 @@ peer_of(const cn_h1_conn_t *c, cn_arena_t *arena, char *text, size_t n)
         struct sockaddr_in *in = (struct sockaddr_in *)ss;
         memcpy(&in->sin_addr, c->peer_addr, 4);
         in->sin_port = c->peer_port;
-        inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)n);
+        peer_text(AF_INET, c->peer_addr, text, n);
     } else if (c->peer_family == AF_INET6) {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
         memcpy(&in6->sin6_addr, c->peer_addr, 16);
         in6->sin6_port = c->peer_port;
-        inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)n);
+        peer_text(AF_INET6, c->peer_addr, text, n);
     } else {
         snprintf(text, n, "unix");
     }

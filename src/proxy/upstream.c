@@ -269,6 +269,17 @@ strip_hop_by_hop(cn_headers_t *h)
     h->n = w;
 }
 
+/* "list, item" in the request arena: a list-valued field with one more member. */
+static cairn_iov_t
+list_append(cn_session_t *s, cairn_iov_t list, cairn_iov_t item)
+{
+    char *v = cn_arena_xalloc(s->arena, list.len + item.len + 2);
+    memcpy(v, list.base, list.len);
+    memcpy(v + list.len, ", ", 2);
+    memcpy(v + list.len + 2, item.base, item.len);
+    return cn_iov(v, list.len + item.len + 2);
+}
+
 static void
 add_forwarded(cn_session_t *s, cn_headers_t *h, cairn_iov_t orig_host)
 {
@@ -280,10 +291,9 @@ add_forwarded(cn_session_t *s, cn_headers_t *h, cairn_iov_t orig_host)
         return; /* a background revalidation forwards no client */
     const cairn_iov_t *xff = cn_headers_get(h, CAIRN_IOV_LIT("x-forwarded-for"));
     if (trusted && xff != NULL) {
-        size_t n = xff->len + client.len + 3;
-        char *v = cn_arena_xalloc(s->arena, n);
-        int l = snprintf(v, n, "%.*s, %s", (int)xff->len, xff->base, s->client);
-        cn_headers_set_copy(h, CAIRN_IOV_LIT("X-Forwarded-For"), cn_iov(v, (size_t)l));
+        cairn_iov_t v = list_append(s, *xff, client);
+        cn_headers_remove(h, CAIRN_IOV_LIT("x-forwarded-for"));
+        cn_headers_add(h, CAIRN_IOV_LIT("X-Forwarded-For"), v);
     } else {
         cn_headers_set_copy(h, CAIRN_IOV_LIT("X-Forwarded-For"), client);
     }
@@ -300,17 +310,15 @@ add_forwarded(cn_session_t *s, cn_headers_t *h, cairn_iov_t orig_host)
 static void
 add_via(cn_session_t *s, cn_headers_t *h, int version)
 {
-    char ours[32];
-    snprintf(ours, sizeof(ours), "%d.%d cairn", version / 10, version % 10);
+    cairn_iov_t ours = version == 10 ? CAIRN_IOV_LIT("1.0 cairn") : CAIRN_IOV_LIT("1.1 cairn");
     const cairn_iov_t *via = cn_headers_get(h, CAIRN_IOV_LIT("via"));
     if (via == NULL) {
-        cn_headers_add_copy(h, CAIRN_IOV_LIT("Via"), cn_iov_cstr(ours));
+        cn_headers_add(h, CAIRN_IOV_LIT("Via"), ours);
         return;
     }
-    size_t n = via->len + strlen(ours) + 3;
-    char *v = cn_arena_xalloc(s->arena, n);
-    int l = snprintf(v, n, "%.*s, %s", (int)via->len, via->base, ours);
-    cn_headers_set_copy(h, CAIRN_IOV_LIT("Via"), cn_iov(v, (size_t)l));
+    cairn_iov_t v = list_append(s, *via, ours);
+    cn_headers_remove(h, CAIRN_IOV_LIT("via"));
+    cn_headers_add(h, CAIRN_IOV_LIT("Via"), v);
 }
 
 static cairn_iov_t
@@ -393,8 +401,9 @@ build_request_head(struct proxy_ctx *px, cairn_action_t *action)
         PUT("\r\n", 2);
     }
     if (req->has_body && req->content_length >= 0) {
-        n += (size_t)snprintf(p + n, need - n, "Content-Length: %lld\r\n",
-                              (long long)req->content_length);
+        PUT("Content-Length: ", 16);
+        n += cn_fmt_u64(p + n, (uint64_t)req->content_length);
+        PUT("\r\n", 2);
     } else if (req->has_body) {
         px->req_chunked = true;
         PUT("Transfer-Encoding: chunked\r\n", 28);
@@ -535,7 +544,9 @@ start_attempt(struct proxy_ctx *px)
             return;
         }
     }
-    snprintf(s->upstream_addr, sizeof(s->upstream_addr), "%s", px->peer->addr.text);
+    size_t al = strnlen(px->peer->addr.text, sizeof(s->upstream_addr) - 1);
+    memcpy(s->upstream_addr, px->peer->addr.text, al);
+    s->upstream_addr[al] = '\0';
     px->got_response_bytes = false;
     px->head_parsed = false;
     cn_upstream_pool_t *pool = pool_get(s->w, px->peer);
