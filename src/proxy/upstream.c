@@ -465,14 +465,14 @@ write_head(struct proxy_ctx *px)
     px->wiov[0] = px->head;
     px->body_writing = true;
     px->t_start_ns = cn_time_now_ns();
-    arm(uc, px->up->write_timeout_ms);
     /* A pooled connection is already reading (it watches for the upstream closing it). */
     cn_sock_read_start(&uc->sock);
     switch (cn_sock_send(&uc->sock, px->wiov, 1)) {
     case CN_SOCK_SENT:
-        up_on_write(&uc->sock, CAIRN_OK);
+        up_on_write(&uc->sock, CAIRN_OK); /* arms the read timeout */
         return;
     case CN_SOCK_PENDING:
+        arm(uc, px->up->write_timeout_ms);
         return;
     case CN_SOCK_FAILED:
         px->body_writing = false;
