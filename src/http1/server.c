@@ -544,8 +544,8 @@ parse_head(cn_h1_conn_t *c)
     cn_h1_header_t *hdrs = cn_h1_headers_get(n_hdrs);
     cn_h1_request_t p;
     memset(&p, 0, sizeof(p));
-    cn_h1_result_t r = cn_h1_parse_request(cn_buf_start(rb), rb->len, &set->limits, &p, hdrs,
-                                           n_hdrs);
+    cn_h1_result_t r =
+        cn_h1_parse_request(cn_buf_start(rb), rb->len, &set->limits, &p, hdrs, n_hdrs);
     if (r == CN_H1_INCOMPLETE) {
         cn_h1_headers_put(hdrs, n_hdrs);
         if (!c->head_timer) {
