@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <string.h>
 #include <time.h>
@@ -137,6 +138,20 @@ cn_h1_date_now(void)
 
 /* ---- timers ---------------------------------------------------------------------------- */
 
+/* Bytes the kernel holds for this connection that the loop has not read yet. libuv runs due
+ * timers before it polls, so after a long loop iteration a keep-alive or header timer can
+ * fire while the client's request already sits in the socket. */
+static bool
+bytes_waiting(cn_h1_conn_t *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    return uv_fileno(&c->sock.u.handle, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* How long a timed-out head waits when its bytes are in the kernel: the next poll reads them. */
+#define H1_TIMEOUT_RECHECK_MS 100
+
 static void
 on_timeout(uv_timer_t *t)
 {
@@ -144,6 +159,11 @@ on_timeout(uv_timer_t *t)
     CN_CHECK_OBJ(c, H1_CONN_MAGIC);
     switch (c->state) {
     case H1_HEAD:
+        if (c->sock.reading && bytes_waiting(c)) {
+            /* Not the client's delay but ours: read first, then judge. */
+            uv_timer_start(&c->timer, on_timeout, H1_TIMEOUT_RECHECK_MS, 0);
+            return;
+        }
         if (c->sock.rbuf.len == 0 && !c->head_timer) {
             CN_LOG_DEBUG(c->id, "keep-alive timeout, closing connection");
             conn_close(c, false);

@@ -384,8 +384,11 @@ begin_stop(cn_server_t *srv, bool graceful)
         return;
     if (!srv->stopping) {
         CN_LOG_NOTICE(0, "%s shutdown requested", graceful ? "graceful" : "fast");
-        /* The admin listener stops accepting; /readyz would now answer 503. */
-        if (srv->admin_open && graceful) {
+        /* A graceful stop keeps the admin listener through the drain, so a load balancer's
+         * or Kubernetes' probe of /readyz gets "503 draining" (and /metrics still scrapes)
+         * until the process exits. After an upgrade hand-over the new process accepts on
+         * the same socket: this one stops accepting at once. */
+        if (srv->admin_open && graceful && srv->handed_over) {
             srv->admin_open = false;
             uv_close((uv_handle_t *)&srv->admin, on_handle_closed);
             cn_h1_server_drain(&srv->admin_h1);
@@ -872,7 +875,8 @@ static void
 on_admin_connection(uv_stream_t *server, int status)
 {
     cn_server_t *srv = server->data;
-    if (status != 0 || srv->stopping)
+    /* Also while a graceful stop drains: probes learn "503 draining" from /readyz. */
+    if (status != 0 || !srv->admin_open)
         return;
     cn_h1_server_accept(&srv->admin_h1, server, false, "admin");
 }

@@ -182,10 +182,26 @@ cn_session_route(cn_session_t *s)
     run_local_action(s);
 }
 
+#ifdef CN_TESTING
+#include <unistd.h>
+/* Test builds: with CAIRN_FAULT_STALL_MS=N, a request for /__fault/stall blocks its worker
+ * for N ms, so tests can see what a starved event loop does to other connections. */
+static void
+fault_stall(const cn_http_req_t *req)
+{
+    const char *ms = getenv("CAIRN_FAULT_STALL_MS");
+    if (ms != NULL && cn_iov_eq(req->path, CAIRN_IOV_LIT("/__fault/stall")))
+        usleep((useconds_t)strtoul(ms, NULL, 10) * 1000);
+}
+#else
+#define fault_stall(req) ((void)0)
+#endif
+
 static void *
 on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
 {
     cn_worker_t *w = ctx;
+    fault_stall(req);
     cn_session_t *s = cn_arena_xalloc(arena, sizeof(*s));
     memset(s, 0, sizeof(*s));
     s->base.magic = CN_SESSION_MAGIC;

@@ -4,7 +4,7 @@ import socket
 import threading
 import time
 
-from helpers import RawConn, proxy_config, static_route
+from helpers import RawConn, get, proxy_config, static_route
 from origins import Slow
 
 SLOW_BODY = b"slow origin body " * 1000
@@ -65,6 +65,30 @@ def test_sigterm_drains_inflight(cairn, origin):
     assert code == 0, f"exit code {code} after graceful SIGTERM"
     exited = time.monotonic()
     assert exited - res["t"] < 1.5, f"exit {exited - res['t']:.2f}s after the last response"
+
+
+def test_sigterm_readyz_says_draining_until_exit(cairn, origin):
+    """Kubernetes-style drain: during a graceful stop the traffic listener refuses new
+    connections, but the admin listener stays: /readyz answers 503 (so a probe takes the
+    instance out of rotation), /healthz and /metrics still answer, and the admin port closes
+    when the process exits."""
+    o, c = slow_setup(cairn, origin)
+    r = get(c.admin_port, "/readyz")
+    assert (r.status, r.body) == (200, b"ready\n"), r
+    t, res = start_inflight(c)
+    o.wait_requests(1, timeout=3)
+    c.send_signal(signal.SIGTERM)
+    assert connect_refused(c.port, within=1.0), "traffic listener still accepting after SIGTERM"
+    r = get(c.admin_port, "/readyz")
+    assert (r.status, r.body) == (503, b"draining\n"), r
+    assert get(c.admin_port, "/healthz").status == 200
+    m = get(c.admin_port, "/metrics")
+    assert m.status == 200 and b"# TYPE cairn_" in m.body, m
+    t.join(timeout=8)
+    assert "resp" in res and res["resp"].status == 200, res
+    code = c.wait_exit(5)
+    assert code == 0, f"exit code {code} after graceful SIGTERM"
+    assert connect_refused(c.admin_port, within=1.0), "admin port still open after exit"
 
 
 def test_sigterm_idle_exits_fast(cairn):

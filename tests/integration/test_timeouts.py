@@ -164,3 +164,29 @@ def test_send_timeout_resets_non_reading_client(cairn, tmp_path):
     assert ended in ("reset", "eof"), f"connection still open ({got} bytes read) after send_timeout"
     assert got < size, "the whole body arrived although the client stalled past send_timeout"
     assert c.alive()
+
+
+@pytest.mark.parametrize("sent_before_stall", [b"", b"GET / HTTP/1.1\r\n"])
+def test_timer_does_not_fire_on_bytes_already_received(cairn, sent_before_stall):
+    """The worker is blocked (CAIRN_FAULT_STALL_MS, test builds) for longer than the
+    keep-alive and header timeouts while a client sends its head. When the worker resumes,
+    libuv runs the overdue timer before it polls; the bytes are already in the socket, so the
+    client is answered (200), not closed (keep-alive timer) or sent 408 (header timer)."""
+    c = cairn({
+        "server": {"workers": 1, "header_timeout": "1s", "keepalive_timeout": "1s"},
+        "routes": [static_route("ok\n", path_prefix="/")],
+    }, env={"CAIRN_FAULT_STALL_MS": "2500"})
+    with RawConn(c.port, timeout=8) as victim, RawConn(c.port, timeout=8) as staller:
+        if sent_before_stall:
+            victim.send(sent_before_stall)
+        # The victim is accepted and its timer armed before the stall starts.
+        r = staller.request("GET", "/", timeout=3)
+        assert r.status == 200, r
+        t0 = time.monotonic()
+        staller.send(b"GET /__fault/stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)  # the worker is now blocked for 2.5 s
+        victim.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[len(sent_before_stall):])
+        r = victim.read_response(timeout=6)
+        assert r.status == 200 and r.body == b"ok\n", r
+        assert time.monotonic() - t0 >= 2.0, "the stall did not happen (is this a test build?)"
+        assert staller.read_response(timeout=3).status == 200
