@@ -160,8 +160,7 @@ def test_1000_slow_readers_share_one_object(cairn, origin, nofile):
     blob_b = Blob(OBJECT_SIZE, seed=42, headers={"Cache-Control": "max-age=600"})
     org = origin({"/big": blob_b})
     cfg = proxy_config(org, route_extra={"cache": "c"},
-                       server={"workers": 2, "access_log": "off", "send_timeout": "60s",
-                               "header_timeout": "60s"})
+                       server={"workers": 2, "access_log": "off", "send_timeout": "60s"})
     cfg["caches"] = {"c": {"memory": {"size": "256MiB", "max_object": "16MiB"}}}
     asan = is_asan_build(CAIRN_BIN)
     bound = RSS_BOUND * (ASAN_FACTOR if asan else 1)
