@@ -17,8 +17,8 @@
 static void
 test_fmt_u64(void **state)
 {
-    static const uint64_t values[] = {0, 1, 9, 10, 99, 100, 1024, 4294967295u, 4294967296u,
-                                      1000000000000000000u, UINT64_MAX};
+    static const uint64_t values[] = {
+        0, 1, 9, 10, 99, 100, 1024, 4294967295u, 4294967296u, 1000000000000000000u, UINT64_MAX};
     (void)state;
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         char got[24], want[24];
