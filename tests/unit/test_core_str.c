@@ -14,37 +14,39 @@
 #include "core/pool.h"
 #include "core/str.h"
 
+static const uint64_t values[] = {
+    0,         1,          9,           10,          15,
+    16,        99,         100,         255,         1024,
+    4096,      0xdeadbeef, 4294967295u, 4294967296u, 1000000000000000000u,
+    UINT64_MAX};
+
+/* @fmt writes exactly what printf's @spec would, and nothing after it (no terminator). */
 static void
-test_fmt_u64(void **state)
+check_formatter(size_t (*fmt)(char *, uint64_t), const char *spec)
 {
-    static const uint64_t values[] = {
-        0, 1, 9, 10, 99, 100, 1024, 4294967295u, 4294967296u, 1000000000000000000u, UINT64_MAX};
-    (void)state;
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         char got[24], want[24];
         memset(got, 'x', sizeof(got));
-        size_t n = cn_fmt_u64(got, values[i]);
-        int wn = snprintf(want, sizeof(want), "%llu", (unsigned long long)values[i]);
+        size_t n = fmt(got, values[i]);
+        int wn = snprintf(want, sizeof(want), spec, (unsigned long long)values[i]);
         assert_int_equal(n, (size_t)wn);
         assert_memory_equal(got, want, n);
-        assert_int_equal(got[n], 'x'); /* writes exactly n bytes, no terminator */
+        assert_int_equal(got[n], 'x');
     }
+}
+
+static void
+test_fmt_u64(void **state)
+{
+    (void)state;
+    check_formatter(cn_fmt_u64, "%llu");
 }
 
 static void
 test_fmt_hex(void **state)
 {
-    static const uint64_t values[] = {0, 1, 15, 16, 255, 4096, 0xdeadbeef, UINT64_MAX};
     (void)state;
-    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-        char got[20], want[20];
-        memset(got, 'x', sizeof(got));
-        size_t n = cn_fmt_hex(got, values[i]);
-        int wn = snprintf(want, sizeof(want), "%llx", (unsigned long long)values[i]);
-        assert_int_equal(n, (size_t)wn);
-        assert_memory_equal(got, want, n);
-        assert_int_equal(got[n], 'x');
-    }
+    check_formatter(cn_fmt_hex, "%llx");
 }
 
 static void
