@@ -9,6 +9,7 @@ PKGS=(
   libxxhash-dev libpcre2-dev zlib1g-dev libbrotli-dev libcmocka-dev
   python3 python3-pytest python3-httpx python3-h2
   curl nghttp2-client redis-server openssl wrk nginx varnish haproxy
+  strace linux-perf valgrind
 )
 
 missing=()
