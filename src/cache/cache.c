@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "core/alloc.h"
+#include "core/fmem.h"
 #include "core/assert.h"
 #include "core/str.h"
 
@@ -94,6 +95,28 @@ cn_cache_obj_new(const cn_cache_key_t *key)
     return o;
 }
 
+static cn_cache_seg_t *
+seg_new(size_t cap)
+{
+    cn_cache_seg_t *seg;
+    uint32_t slot = CN_FMEM_NONE;
+    char *data = NULL;
+    if (cap >= CN_CACHE_FMEM_MIN && cap <= CN_FMEM_SLOT)
+        data = cn_fmem_alloc(&slot);
+    if (data != NULL) {
+        seg = cn_xmalloc(sizeof(*seg));
+    } else {
+        seg = cn_xmalloc(sizeof(*seg) + cap);
+        data = (char *)(seg + 1);
+    }
+    seg->next = NULL;
+    seg->len = 0;
+    seg->cap = cap;
+    seg->data = data;
+    seg->slot = slot;
+    return seg;
+}
+
 bool
 cn_cache_obj_append(cn_cache_obj_t *o, const char *p, size_t n, uint64_t max)
 {
@@ -102,13 +125,15 @@ cn_cache_obj_append(cn_cache_obj_t *o, const char *p, size_t n, uint64_t max)
     while (n > 0) {
         cn_cache_seg_t *seg = o->body_tail;
         if (seg == NULL || seg->len == seg->cap) {
-            size_t cap = CN_MAX(n, (size_t)CN_CACHE_SEG_SIZE);
+            /* A segment as large as what is left of an announced length, at most a slot:
+             * a 1 KiB object takes 1 KiB, not 64. */
+            size_t want = CN_CACHE_SEG_SIZE;
+            if (o->expected_len >= 0 && (uint64_t)o->expected_len > o->body_len)
+                want = (size_t)CN_MIN((uint64_t)want, (uint64_t)o->expected_len - o->body_len);
+            size_t cap = CN_MAX(n, want);
             if (max != 0 && cap > max - o->body_len + n)
                 cap = CN_MAX(n, (size_t)(max - o->body_len + n));
-            seg = cn_xmalloc(sizeof(*seg) + cap);
-            seg->next = NULL;
-            seg->len = 0;
-            seg->cap = cap;
+            seg = seg_new(cap);
             if (o->body_tail)
                 o->body_tail->next = seg;
             else
@@ -143,6 +168,7 @@ cn_cache_obj_unref(cn_cache_obj_t *o)
     cn_cache_obj_unref(o->shared_body);
     while (s != NULL) {
         cn_cache_seg_t *next = s->next;
+        cn_fmem_free(s->slot);
         cn_free(s);
         s = next;
     }

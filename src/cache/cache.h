@@ -27,12 +27,17 @@ typedef struct cn_cache_key {
     uint8_t b[16];
 } cn_cache_key_t;
 
+/* A body segment. Large ones (CN_CACHE_FMEM_MIN and up) live in a slot of the file-backed
+ * region (core/fmem.h), so a socket writer can sendfile them; the rest follow the header. */
 typedef struct cn_cache_seg {
     struct cn_cache_seg *next;
     size_t len;
     size_t cap;
-    char data[];
+    char *data;
+    uint32_t slot; /* CN_FMEM_NONE: data is malloc'ed with the header */
 } cn_cache_seg_t;
+
+#define CN_CACHE_FMEM_MIN 16384
 
 struct cn_cache_obj {
     uint32_t magic;

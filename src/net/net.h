@@ -58,6 +58,10 @@ cairn_err_t cn_sock_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n);
 /** Writes what the kernel takes right now without blocking; returns bytes written or <0. */
 ssize_t cn_sock_try_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n);
 
+/** Slices at least this large that lie in the file-backed region (core/fmem.h) are sent
+ *  with sendfile(2) by cn_sock_send. */
+#define CN_SENDFILE_MIN 16384
+
 enum cn_sock_send_result {
     CN_SOCK_SENT = 1,    /* all written now: no write callback will come */
     CN_SOCK_PENDING = 0, /* the rest is queued: on_write runs when it is written */

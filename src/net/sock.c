@@ -8,9 +8,13 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include "core/alloc.h"
+#include "core/fmem.h"
 #include "core/assert.h"
 #include "core/str.h"
 
@@ -198,10 +202,68 @@ cn_sock_try_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
     return r;
 }
 
+/* Is iov[i] worth a sendfile (inside the file-backed region, and large)? */
+static bool
+file_backed(const cairn_iov_t *v, int *fd, off_t *off)
+{
+    return v->len >= CN_SENDFILE_MIN && cn_fmem_locate(v->base, v->len, fd, off);
+}
+
+/* Like cn_sock_try_write, but slices in the file-backed region go out with sendfile (the
+ * kernel takes page references instead of copying) and the memory slices before them with
+ * sendmsg(MSG_MORE), so the head and the body still leave in full segments. Returns the
+ * bytes written (short when the socket is full) or < 0 on error. */
+static ssize_t
+send_now(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
+{
+    int sfd, ffd;
+    off_t off;
+    size_t first_file = 0;
+    if (s->writing || s->closing)
+        return 0;
+    while (first_file < n && !file_backed(&iov[first_file], &ffd, &off))
+        first_file++;
+    if (first_file == n || s->is_unix || uv_fileno(&s->u.handle, &sfd) != 0)
+        return cn_sock_try_write(s, iov, n);
+    ssize_t total = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        size_t want = 0;
+        while (j < n && !file_backed(&iov[j], &ffd, &off))
+            want += iov[j++].len;
+        if (j > i) {
+            struct msghdr mh = {.msg_iov = (struct iovec *)(iov + i), .msg_iovlen = j - i};
+            ssize_t w = sendmsg(sfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL | (j < n ? MSG_MORE : 0));
+            if (w < 0)
+                return errno == EAGAIN || errno == EWOULDBLOCK ? total : (total > 0 ? total : -1);
+            total += w;
+            if ((size_t)w < want)
+                return total;
+            i = j;
+            continue;
+        }
+        /* iov[i] is file-backed (ffd, off); adjacent slots are sent in one call. */
+        size_t len = iov[i].len;
+        int fd2;
+        off_t off2;
+        for (j = i + 1; j < n && file_backed(&iov[j], &fd2, &off2) && off2 == off + (off_t)len; j++)
+            len += iov[j].len;
+        ssize_t w = sendfile(sfd, ffd, &off, len);
+        if (w < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? total : (total > 0 ? total : -1);
+        total += w;
+        if ((size_t)w < len)
+            return total;
+        i = j;
+    }
+    return total;
+}
+
 enum cn_sock_send_result
 cn_sock_send(cn_sock_t *s, cairn_iov_t *iov, size_t n)
 {
-    ssize_t w = cn_sock_try_write(s, iov, n);
+    ssize_t w = send_now(s, iov, n);
     if (w < 0)
         return CN_SOCK_FAILED;
     size_t first = 0;

@@ -18,6 +18,7 @@
 
 #include "admin/admin.h"
 #include "core/alloc.h"
+#include "core/fmem.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/time.h"
@@ -100,6 +101,14 @@ cn_server_fills(cn_server_t *srv)
 static void
 open_caches(cn_server_t *srv)
 {
+    /* Address space (not memory) for the large body segments: room for every configured
+     * cache four times over (fills in flight, evicted objects still being sent), at least
+     * 8 GiB. Caches added by a reload that do not fit fall back to malloc. */
+    uint64_t total = 0;
+    for (size_t i = 0; i < srv->cfg->n_caches; i++)
+        total += srv->cfg->caches[i].memory_size;
+    if (total > 0)
+        cn_fmem_init((size_t)CN_MIN(CN_MAX(total * 4, (uint64_t)8 << 30), (uint64_t)1 << 40));
     srv->fills = cn_fill_table_new();
     create_missing_caches(srv, srv->cfg);
     cn_free(publish_caches(srv));
@@ -116,6 +125,7 @@ close_caches(cn_server_t *srv)
     srv->n_caches = 0;
     cn_fill_table_free(srv->fills);
     srv->fills = NULL;
+    cn_fmem_fini();
 }
 
 const cn_hook_reg_t *
