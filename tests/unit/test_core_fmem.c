@@ -23,7 +23,7 @@ test_no_region(void **state)
     off_t off;
     assert_null(cn_fmem_alloc(&slot));
     assert_false(cn_fmem_locate(buf, sizeof(buf), &fd, &off));
-    cn_fmem_free(CN_FMEM_NONE); /* a no-op */
+    cn_fmem_free(CN_FMEM_NONE);      /* a no-op */
     assert_false(cn_fmem_init(100)); /* smaller than a slot */
 }
 
