@@ -213,6 +213,20 @@ file_backed(const cairn_iov_t *v, int *fd, off_t *off)
  * kernel takes page references instead of copying) and the memory slices before them with
  * sendmsg(MSG_MORE), so the head and the body still leave in full segments. Returns the
  * bytes written (short when the socket is full) or < 0 on error. */
+/* Adds the result @w of a send of @want bytes to *@total; false when the caller must stop
+ * (socket full, short write, or an error, which makes *@total -1 if nothing was sent). */
+static bool
+sent(ssize_t w, size_t want, ssize_t *total)
+{
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && *total == 0)
+            *total = -1;
+        return false;
+    }
+    *total += w;
+    return (size_t)w == want;
+}
+
 static ssize_t
 send_now(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
 {
@@ -234,11 +248,8 @@ send_now(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
             want += iov[j++].len;
         if (j > i) {
             struct msghdr mh = {.msg_iov = (struct iovec *)(iov + i), .msg_iovlen = j - i};
-            ssize_t w = sendmsg(sfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL | (j < n ? MSG_MORE : 0));
-            if (w < 0)
-                return errno == EAGAIN || errno == EWOULDBLOCK ? total : (total > 0 ? total : -1);
-            total += w;
-            if ((size_t)w < want)
+            int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (j < n ? MSG_MORE : 0);
+            if (!sent(sendmsg(sfd, &mh, flags), want, &total))
                 return total;
             i = j;
             continue;
@@ -249,11 +260,7 @@ send_now(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
         off_t off2;
         for (j = i + 1; j < n && file_backed(&iov[j], &fd2, &off2) && off2 == off + (off_t)len; j++)
             len += iov[j].len;
-        ssize_t w = sendfile(sfd, ffd, &off, len);
-        if (w < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? total : (total > 0 ? total : -1);
-        total += w;
-        if ((size_t)w < len)
+        if (!sent(sendfile(sfd, ffd, &off, len), len, &total))
             return total;
         i = j;
     }

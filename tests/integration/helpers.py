@@ -440,6 +440,15 @@ def c_unescape(s: str) -> bytes:
     return bytes(out)
 
 
+def proc_status_kib(pid, field="VmRSS"):
+    """A size field of /proc/<pid>/status (VmRSS, RssShmem, ...) in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
 def wait_for(pred, timeout=5.0, interval=0.05, msg="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

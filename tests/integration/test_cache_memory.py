@@ -44,7 +44,7 @@ import time
 import pytest
 
 from conftest import CAIRN_BIN
-from helpers import RawConn, get, proxy_config
+from helpers import RawConn, get, proc_status_kib, proxy_config
 from origins import Blob, Normal
 from origins.server import Numbered
 
@@ -72,11 +72,7 @@ def is_asan_build(path):
 
 
 def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for ln in f:
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    return proc_status_kib(pid) * 1024
 
 
 def admin_stats(c, name="c"):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import RawConn, proxy_config, wait_for
+from helpers import RawConn, proc_status_kib, proxy_config, wait_for
 from origins import Blob
 
 MAX_AGE = {"Cache-Control": "max-age=600"}
@@ -34,11 +34,7 @@ def get(c, path, headers=None, method="GET"):
 
 
 def shmem_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("RssShmem:"):
-                return int(line.split()[1])
-    raise AssertionError("no RssShmem in /proc/pid/status")
+    return proc_status_kib(pid, "RssShmem")
 
 
 def purge(c, path):

@@ -10,18 +10,14 @@ import socket
 import threading
 import time
 
-from helpers import free_port, proxy_config
+from helpers import free_port, proc_status_kib, proxy_config
 
 BODY = 512 << 20
 CHUNK = b"z" * (1 << 20)
 
 
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return proc_status_kib(pid)
 
 
 class FastOrigin:
