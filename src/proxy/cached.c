@@ -481,17 +481,11 @@ close_timer(uv_timer_t **t)
     }
 }
 
-static void
-stop_timer(struct cn_cached *cc)
-{
-    close_timer(&cc->timer);
-}
-
 /* Stops waiting (the fill reference is kept for a leader, dropped otherwise). */
 static void
 leave_fill(struct cn_cached *cc)
 {
-    stop_timer(cc);
+    close_timer(&cc->timer);
     if (cc->wt != NULL) {
         cn_fill_leave(cc->fill_ref, cc->wt);
         cc->wt = NULL;
@@ -771,7 +765,7 @@ static void
 start_streaming(cn_session_t *s, cn_cache_obj_t *o)
 {
     struct cn_cached *cc = s->cc;
-    stop_timer(cc);
+    close_timer(&cc->timer);
     cc->streaming = true;
     cc->outcome = OUT_COALESCED;
     s->cache_status = "COALESCED";

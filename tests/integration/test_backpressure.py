@@ -434,10 +434,9 @@ def test_queue_timeout_503_retry_after(cairn, origin):
 # scenario 4: queued leaders whose client leaves
 
 
-def test_queued_leader_leaves_fill_stays_for_waiter(cairn, origin):
-    org, conc = slow_origin(origin, delay=1.0)
-    c = cairn(bp_config(org, max_in_flight=1))
-    before = scrape(c)
+def queue_leader_with_waiter(c, conc):
+    """With max_in_flight 1: /hold takes the slot at the origin, a client's fill of /k queues
+    behind it, and a second /k client waits on that fill. Returns the three clients."""
     holder = Client(c.port, "/hold").send()
     wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
     leader = Client(c.port, "/k").send()
@@ -445,6 +444,14 @@ def test_queued_leader_leaves_fill_stays_for_waiter(cairn, origin):
     waiter = Client(c.port, "/k").send()
     wait_for(lambda: value(scrape(c), "cairn_cache_lock_waiters") >= 1, timeout=3,
              msg="the second /k waiting on the fill")
+    return holder, leader, waiter
+
+
+def test_queued_leader_leaves_fill_stays_for_waiter(cairn, origin):
+    org, conc = slow_origin(origin, delay=1.0)
+    c = cairn(bp_config(org, max_in_flight=1))
+    before = scrape(c)
+    holder, leader, waiter = queue_leader_with_waiter(c, conc)
     leader.abort()
     time.sleep(0.2)
     g = gauges(c)
@@ -498,13 +505,7 @@ def test_queued_fill_abandoned_when_last_waiter_leaves(cairn, origin):
     too, nothing can use the fetch: it leaves the queue and never reaches the origin."""
     org, conc = slow_origin(origin, delay=1.5)
     c = cairn(bp_config(org, max_in_flight=1))
-    holder = Client(c.port, "/hold").send()
-    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
-    leader = Client(c.port, "/k").send()
-    wait_gauges(c, 1, 1, what="the leader of /k queued")
-    waiter = Client(c.port, "/k").send()
-    wait_for(lambda: value(scrape(c), "cairn_cache_lock_waiters") >= 1, timeout=3,
-             msg="the second /k waiting on the fill")
+    holder, leader, waiter = queue_leader_with_waiter(c, conc)
     leader.abort()
     time.sleep(0.1)
     assert gauges(c) == (1, 1), "the fill must stay queued while a client waits on it"
@@ -530,13 +531,7 @@ def test_detached_queued_fill_times_out_waiter_answered(cairn, origin):
     frees), never a hang or a reset; cairn stays healthy."""
     org, conc = slow_origin(origin, delay=1.5)
     c = cairn(bp_config(org, max_in_flight=1, queue_timeout="500ms", retry_after=2))
-    holder = Client(c.port, "/hold").send()
-    wait_for(lambda: len(conc.starts) >= 1, timeout=3, msg="the holder at the origin")
-    leader = Client(c.port, "/k").send()
-    wait_gauges(c, 1, 1, what="the leader of /k queued")
-    waiter = Client(c.port, "/k").send()
-    wait_for(lambda: value(scrape(c), "cairn_cache_lock_waiters") >= 1, timeout=3,
-             msg="the second /k waiting on the fill")
+    holder, leader, waiter = queue_leader_with_waiter(c, conc)
     leader.abort()
     r = waiter.result(timeout=8)
     print(f"\n[detached+timeout] waiter after {waiter.elapsed:.2f}s: {r!r}")

@@ -371,18 +371,6 @@ struct entry {
     size_t len;
 };
 
-static int
-hex_digit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Appends the bytes of one data line (escapes decoded) to @e. */
 static void
 decode_line(struct entry *e, const char *line, size_t n)
@@ -416,9 +404,9 @@ decode_line(struct entry *e, const char *line, size_t n)
         case 'x':
             if (i + 2 >= n)
                 fail_msg("%s: short \\x escape", e->name);
-            if (hex_digit(line[i + 1]) < 0 || hex_digit(line[i + 2]) < 0)
+            if (cn_hex_digit(line[i + 1]) < 0 || cn_hex_digit(line[i + 2]) < 0)
                 fail_msg("%s: bad \\x escape", e->name);
-            c = (char)(hex_digit(line[i + 1]) * 16 + hex_digit(line[i + 2]));
+            c = (char)(cn_hex_digit(line[i + 1]) * 16 + cn_hex_digit(line[i + 2]));
             i += 2;
             break;
         default:
