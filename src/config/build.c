@@ -265,16 +265,28 @@ tls_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
 {
     cn_conf_listener_t *l = obj;
     (void)index;
-    if (node == NULL)
+    if (node == NULL || (l->tls_cert == NULL && l->tls_key == NULL))
         return;
     if ((l->tls_cert == NULL) != (l->tls_key == NULL)) {
         cn_conf_error(w, node, "cert and key must be set together");
         return;
     }
-    if (l->tls_cert != NULL && access(l->tls_cert, R_OK) != 0)
+    bool readable = true;
+    if (l->tls_cert != NULL && access(l->tls_cert, R_OK) != 0) {
         unreadable(w, node, "cert", l->tls_cert, strerror(errno));
-    if (l->tls_key != NULL && access(l->tls_key, R_OK) != 0)
+        readable = false;
+    }
+    if (l->tls_key != NULL && access(l->tls_key, R_OK) != 0) {
         unreadable(w, node, "key", l->tls_key, strerror(errno));
+        readable = false;
+    }
+    if (!readable)
+        return;
+    /* A security setting that is not enforced is refused, never ignored: until TLS
+     * termination exists, a listener with tls would serve plain HTTP. */
+    cn_conf_error(w, node,
+                  "TLS is not supported by this build yet; remove tls or use a "
+                  "TLS terminator in front of cairn");
 }
 
 static const cn_conf_field_t listener_fields[] = {
@@ -284,7 +296,8 @@ static const cn_conf_field_t listener_fields[] = {
     CN_CONF_STR_X("name", cn_conf_listener_t, name, NULL, CN_NULLABLE, check_nonempty_text, NULL,
                   "Unique name, which routes can match on (match.listener)."),
     CN_CONF_GROUP("tls", tls_fields, tls_post, NULL,
-                  "Serve TLS with this certificate and key (both required together)."),
+                  "Reserved for TLS termination, which this build does not have yet: a listener "
+                  "with tls is refused at load."),
     CN_CONF_END,
 };
 

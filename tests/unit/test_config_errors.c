@@ -142,6 +142,10 @@ static const struct error_case cases[] = {
      "listeners:\n  - listen: 127.0.0.1:1\n    tls: {cert: /nx/c, key: " CN_SOURCE_DIR
      "/tests/data/config_dummy.pem}\n",
      3, 17, "listeners[0].tls.cert: cannot read \"/nx/c\""},
+    {"tls refused until it exists",
+     "listeners:\n  - listen: 127.0.0.1:1\n    tls: {cert: " CN_SOURCE_DIR
+     "/tests/data/config_dummy.pem, key: " CN_SOURCE_DIR "/tests/data/config_dummy.pem}\n",
+     3, 10, "listeners[0].tls: TLS is not supported by this build yet"},
     {"bad regex", L "routes:\n  - match:\n      path_regex: \"^/(a\"\n    static: {}\n", 5, 19,
      "routes[0].match.path_regex: invalid regular expression: missing closing parenthesis"},
     {"lowercase method", L "routes:\n  - match: {methods: [GET, post]}\n    static: {}\n", 4, 28,
