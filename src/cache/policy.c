@@ -376,15 +376,20 @@ cn_policy_freshness_lifetime(const cn_policy_conf_t *conf, unsigned status,
     return h;
 }
 
+/* §5.1: Age is a singleton, but a list value (or several lines, which combine into one list)
+ * counts by its first member; the rest is discarded. A first member that is not delta-seconds
+ * makes the field invalid: age 0. Empty list elements are not members (RFC 9110 §5.6.1). */
 static int64_t
 age_value(const cn_headers_t *resp)
 {
-    cairn_iov_t name = LIT("Age");
-    int64_t age = 0, v;
-    for (ssize_t i = cn_headers_find(resp, name, -1); i >= 0; i = cn_headers_find(resp, name, i))
-        if (cn_cc_parse_delta(cn_iov_trim(resp->items[i].value), &v))
-            age = CN_MAX(age, v);
-    return age;
+    cairn_iov_t name = LIT("Age"), item;
+    int64_t v;
+    for (ssize_t i = cn_headers_find(resp, name, -1); i >= 0; i = cn_headers_find(resp, name, i)) {
+        size_t pos = 0;
+        if (next_item(resp->items[i].value, &pos, &item))
+            return cn_cc_parse_delta(item, &v) ? v : 0;
+    }
+    return 0;
 }
 
 int64_t

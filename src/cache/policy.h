@@ -173,9 +173,10 @@ int64_t cn_policy_freshness_lifetime(const cn_policy_conf_t *conf, unsigned stat
  * §4.2.3 corrected_initial_age = max(apparent_age, corrected_age_value) where
  * apparent_age = max(0, response_time − date_value), response_delay = response_time −
  * request_time (negative clamps to 0), corrected_age_value = age_value + response_delay.
- * age_value is the Age field (0 when absent; a line that is not delta-seconds is ignored;
- * several lines: the largest). date_value is Date, or @response_time when absent or
- * invalid. Clamped to [0, 2^31].
+ * age_value is the first member of the Age field (§5.1: "Age: 7200, 0" is 7200, and with
+ * several lines the first member of the first line counts); 0 when absent or when that member
+ * is not delta-seconds. date_value is Date, or @response_time when absent or invalid.
+ * Clamped to [0, 2^31].
  */
 int64_t cn_policy_initial_age(const cn_headers_t *resp, int64_t request_time,
                               int64_t response_time);
