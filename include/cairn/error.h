@@ -20,7 +20,9 @@
     X(ECANCELED, -11, "operation canceled")                                                        \
     X(ENOUPSTREAM, -12, "no healthy upstream")                                                     \
     X(ENOTFOUND, -13, "not found")                                                                 \
-    X(EADDRINUSE, -14, "address already in use")
+    X(EADDRINUSE, -14, "address already in use")                                                   \
+    X(ERESET, -15, "connection reset by peer")                                                     \
+    X(ENOENT, -16, "no such file or directory")
 
 typedef enum cairn_err {
 #define CAIRN_ERR_ENUM_(name, val, text) CAIRN_##name = (val),

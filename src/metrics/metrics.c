@@ -422,6 +422,7 @@ cn_metrics_err_kind(cairn_err_t err)
 {
     switch (err) {
     case CAIRN_ECONNREFUSED:
+    case CAIRN_ENOENT:
     case CAIRN_ENOUPSTREAM:
         return CN_METRICS_ERR_CONNECT;
     case CAIRN_ETIMEDOUT:
@@ -430,6 +431,7 @@ cn_metrics_err_kind(cairn_err_t err)
     case CAIRN_ETOOBIG:
         return CN_METRICS_ERR_PROTOCOL;
     case CAIRN_ECLOSED:
+    case CAIRN_ERESET:
         return CN_METRICS_ERR_CLOSED;
     default:
         return CN_METRICS_ERR_OTHER;

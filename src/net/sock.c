@@ -25,12 +25,14 @@ map_uv(int r)
     case 0:
         return CAIRN_OK;
     case UV_EOF:
-    case UV_ECONNRESET:
     case UV_EPIPE:
         return CAIRN_ECLOSED;
+    case UV_ECONNRESET:
+        return CAIRN_ERESET; /* never a clean end: a close-delimited body is truncated */
     case UV_ECONNREFUSED:
-    case UV_ENOENT:
         return CAIRN_ECONNREFUSED;
+    case UV_ENOENT:
+        return CAIRN_ENOENT; /* a unix socket path that does not exist: nothing refused */
     case UV_ETIMEDOUT:
         return CAIRN_ETIMEDOUT;
     case UV_ENOMEM:
@@ -122,6 +124,21 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     out->len = cn_buf_room(&s->rbuf);
 }
 
+/* libuv reports UV_EOF without reading when epoll says POLLHUP after a partial read, so a
+ * reset that follows data can arrive as EOF. The pending socket error tells them apart: a
+ * reset is never the clean end of a close-delimited body. */
+static cairn_err_t
+eof_or_reset(uv_stream_t *st)
+{
+    uv_os_fd_t fd;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (uv_fileno((uv_handle_t *)st, &fd) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return CAIRN_ECLOSED;
+    return err == ECONNRESET ? CAIRN_ERESET : CAIRN_ECLOSED;
+}
+
 static void
 read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
@@ -141,7 +158,7 @@ read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         cn_sock_read_stop(s);
         if (s->rbuf.len == 0)
             cn_buf_fini(&s->rbuf);
-        s->on_read(s, map_uv((int)nread));
+        s->on_read(s, nread == UV_EOF ? eof_or_reset(st) : map_uv((int)nread));
         return;
     }
     cn_buf_commit(&s->rbuf, (size_t)nread);

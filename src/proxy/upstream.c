@@ -443,6 +443,8 @@ on_rw_timeout(uv_timer_t *t)
     }
     if (uc->state == UP_CONNECTING)
         proxy_fail(px, CAIRN_ETIMEDOUT, "upstream connect timeout");
+    else if (px->body_writing)
+        proxy_fail(px, CAIRN_ETIMEDOUT, "upstream write timeout");
     else
         proxy_fail(px, CAIRN_ETIMEDOUT, "upstream read timeout");
 }
@@ -491,8 +493,9 @@ on_connected(cn_sock_t *sock, cairn_err_t status)
         return;
     }
     if (status != CAIRN_OK) {
-        proxy_fail(px, status == CAIRN_ETIMEDOUT ? CAIRN_ETIMEDOUT : CAIRN_ECONNREFUSED,
-                   "upstream connect failed");
+        proxy_fail(
+            px, status == CAIRN_ETIMEDOUT || status == CAIRN_ENOENT ? status : CAIRN_ECONNREFUSED,
+            "upstream connect failed");
         return;
     }
     uc->state = UP_BUSY;
@@ -580,7 +583,7 @@ can_retry(struct proxy_ctx *px, cairn_err_t err, bool *pool_retry)
     cn_upconn_t *uc = px->uc;
     bool reused = uc != NULL && uc->requests > 1 && uc->state != UP_CONNECTING;
     /* A pooled connection that the upstream had closed: once, on a fresh connection. */
-    if (reused && err == CAIRN_ECLOSED && !px->pool_retry_used) {
+    if (reused && (err == CAIRN_ECLOSED || err == CAIRN_ERESET) && !px->pool_retry_used) {
         *pool_retry = true;
         return true;
     }
@@ -630,13 +633,21 @@ proxy_fail(struct proxy_ctx *px, cairn_err_t err, const char *why)
 
 static void on_client_body(cn_session_t *s, cairn_iov_t data, bool eos, cairn_err_t err);
 
+/* Timers while a request body is sent: write_timeout while a write is pending, none while
+ * cairn waits for the client's next bytes (its body_timeout governs), and read_timeout once the
+ * whole request is written. The response is read all along, so an early answer (413, 401)
+ * is relayed at once. */
 static void
 request_body_written(struct proxy_ctx *px)
 {
     if (px->body_eos_pending) {
         px->body_sent = true;
+        if (!px->head_parsed)
+            arm(px->uc, px->up->read_timeout_ms);
         return;
     }
+    if (!px->head_parsed)
+        uv_timer_stop(&px->uc->timer);
     cn_session_read_body(px->s, on_client_body);
 }
 
@@ -684,6 +695,8 @@ on_client_body(cn_session_t *s, cairn_iov_t data, bool eos, cairn_err_t err)
         return;
     }
     px->body_writing = true;
+    if (!px->head_parsed)
+        arm(px->uc, px->up->write_timeout_ms);
     if (cn_sock_write(&px->uc->sock, px->wiov, k) != CAIRN_OK) {
         px->body_writing = false;
         proxy_fail(px, CAIRN_ECLOSED, "upstream write failed");
@@ -703,11 +716,11 @@ up_on_write(cn_sock_t *sock, cairn_err_t status)
             proxy_fail(px, CAIRN_ECLOSED, "upstream write failed");
         return;
     }
-    if (!px->head_parsed)
-        arm(uc, px->up->read_timeout_ms);
     if (px->body_started || px->s->req->has_body) {
         if (!px->body_started && px->s->req->has_body) {
             px->body_started = true;
+            if (!px->head_parsed)
+                uv_timer_stop(&uc->timer);
             cn_session_read_body(px->s, on_client_body);
             return;
         }
@@ -715,6 +728,8 @@ up_on_write(cn_sock_t *sock, cairn_err_t status)
         return;
     }
     px->body_sent = true;
+    if (!px->head_parsed)
+        arm(uc, px->up->read_timeout_ms);
 }
 
 /* ---- response -------------------------------------------------------------------------- */
