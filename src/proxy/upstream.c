@@ -29,7 +29,7 @@ struct proxy_ctx;
 
 typedef struct cn_upstream_pool {
     struct cn_upstream_pool *next;
-    char key[128];
+    char key[256];     /* upstream name, '\n', peer address */
     cn_upconn_t *idle; /* most recently used first */
     size_t n_idle;
 } cn_upstream_pool_t;
@@ -94,14 +94,18 @@ static const cn_body_src_ops_t proxy_src_ops = {
 
 /* ---- pools ----------------------------------------------------------------------------- */
 
+/* A pool belongs to one upstream and one peer: two upstreams with the same address keep
+ * their own connections, limits and idle timeouts (TLS settings will differ per upstream). */
 static cn_upstream_pool_t *
-pool_get(cn_worker_t *w, const cn_conf_peer_t *peer)
+pool_get(cn_worker_t *w, const cn_conf_upstream_t *up, const cn_conf_peer_t *peer)
 {
+    char key[sizeof(((cn_upstream_pool_t *)0)->key)];
+    snprintf(key, sizeof(key), "%s\n%s", up->name, peer->addr.text);
     for (cn_upstream_pool_t *p = w->pools; p != NULL; p = p->next)
-        if (strcmp(p->key, peer->addr.text) == 0)
+        if (strcmp(p->key, key) == 0)
             return p;
     cn_upstream_pool_t *p = cn_xcalloc(1, sizeof(*p));
-    snprintf(p->key, sizeof(p->key), "%s", peer->addr.text);
+    memcpy(p->key, key, sizeof(key));
     p->next = w->pools;
     w->pools = p;
     return p;
@@ -552,7 +556,7 @@ start_attempt(struct proxy_ctx *px)
     s->upstream_addr[al] = '\0';
     px->got_response_bytes = false;
     px->head_parsed = false;
-    cn_upstream_pool_t *pool = pool_get(s->w, px->peer);
+    cn_upstream_pool_t *pool = pool_get(s->w, px->up, px->peer);
     cn_upconn_t *uc = pool_take(pool);
     if (uc != NULL && uc->sock.rbuf.len == 0) {
         uc->px = px;
