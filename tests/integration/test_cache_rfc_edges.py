@@ -78,3 +78,74 @@ def test_age_several_lines_use_the_first(cairn, origin):
     a = int(r.header("Age"))
     assert a < 60, f"the hit says Age: {a}; the first Age line was 0"
     assert n_origin(org, "/age-lines") == 1
+
+
+# --------------------------------------------------------------------------------------
+# HTTP-date (RFC 9110 §5.6.7) and Expires (RFC 9111 §5.3)
+
+FUTURE = time.time() + 30 * 86400
+# 6 March of next year, 08:49:37: one-digit day and hour, so every malformation can be built.
+NEXT_YEAR = time.gmtime().tm_year + 1
+FIXED = calendar.timegm((NEXT_YEAR, 3, 6, 8, 49, 37))
+
+
+def imf(t):
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(t))
+
+
+def rfc850(t):
+    return time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(t))
+
+
+def asctime(t):
+    g = time.gmtime(t)
+    return time.strftime("%a %b ", g) + f"{g.tm_mday:2d}" + time.strftime(" %H:%M:%S %Y", g)
+
+
+VALID_EXPIRES = [
+    ("imf-fixdate", imf(FUTURE)),
+    ("rfc850", rfc850(FUTURE)),
+    ("asctime", asctime(FUTURE)),
+    ("upper-case-names-mixed-gmt", imf(FUTURE).upper().replace("GMT", "gMT")),
+    ("lower-case-rfc850", rfc850(FUTURE).lower()),
+]
+
+_fixed_imf = imf(FIXED)                       # "Sat, 06 Mar 2027 08:49:37 GMT"
+_wd = _fixed_imf[:3]
+INVALID_EXPIRES = [
+    ("two-spaces", _fixed_imf[:16] + "  " + _fixed_imf[17:]),
+    ("one-digit-hour", _fixed_imf.replace(" 08:", " 8:")),
+    ("one-digit-day", _fixed_imf.replace(" 06 ", " 6 ")),
+    ("missing-gmt", _fixed_imf[:-4]),
+    ("trailing-garbage", _fixed_imf + "x"),
+    ("february-30", f"{_wd}, 30 Feb {NEXT_YEAR} 08:49:37 GMT"),
+    ("rfc850-two-spaces", rfc850(FIXED).replace(", ", ",  ")),
+    ("asctime-one-space-before-day", asctime(FIXED).replace("  6", " 6")),
+]
+
+
+@pytest.mark.parametrize("name,value", VALID_EXPIRES, ids=[v[0] for v in VALID_EXPIRES])
+def test_valid_expires_is_fresh(cairn, origin, name, value):
+    """An Expires 30 days ahead in any of the three formats: stored and served fresh."""
+    c, org = start(cairn, origin, {"/exp": Numbered({"Date": http_date(time.time()),
+                                                     "Expires": value})})
+    r1 = get(c.port, "/exp")
+    assert cstatus(r1) == MISS_STORED, f"Expires: {value!r}: {cstatus(r1)!r}"
+    r2 = get(c.port, "/exp")
+    assert r2.status == 200 and is_hit(r2), \
+        f"Expires: {value!r} (30 days ahead) should be fresh; Cache-Status {cstatus(r2)!r}"
+    assert n_origin(org, "/exp") == 1
+
+
+@pytest.mark.parametrize("name,value", INVALID_EXPIRES, ids=[v[0] for v in INVALID_EXPIRES])
+def test_invalid_expires_is_stale(cairn, origin, name, value):
+    """A malformed Expires, even one that would be months ahead, means already expired: not
+    served from the cache without the origin."""
+    c, org = start(cairn, origin, {"/exp": Numbered({"Date": http_date(time.time()),
+                                                     "Expires": value})})
+    r1 = get(c.port, "/exp")
+    r2 = get(c.port, "/exp")
+    assert r1.status == r2.status == 200
+    assert not is_hit(r2), f"invalid Expires: {value!r} was served fresh: {cstatus(r2)!r}"
+    assert n_origin(org, "/exp") == 2, \
+        f"Expires: {value!r}: origin saw {n_origin(org, '/exp')} requests, expected 2"
