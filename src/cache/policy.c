@@ -1088,19 +1088,87 @@ normalise_field(const cn_headers_t *req, cairn_iov_t name, char *out)
     return w;
 }
 
-/* Appends the entry for @name at @out + *@w (or only measures it). */
-static void
-put_entry(const cn_headers_t *req, cairn_iov_t name, char *out, size_t *w)
+/* Fields whose members are compared as a set-like list (see cn_policy_vary_key); @name is
+ * lowercased. */
+static bool
+is_list_compared(cairn_iov_t name)
 {
-    if (out)
-        memcpy(out + *w, name.base, name.len);
-    *w += name.len;
-    if (!has_field(req, name))
-        return;
-    if (out)
-        out[*w] = ':';
-    (*w)++;
-    *w += normalise_field(req, name, out ? out + *w : NULL);
+    return cn_iov_eq(name, LIT("accept-encoding")) || cn_iov_eq(name, LIT("accept-language"));
+}
+
+static bool
+has_dquote(const cn_headers_t *req, cairn_iov_t name)
+{
+    for (ssize_t i = cn_headers_find(req, name, -1); i >= 0; i = cn_headers_find(req, name, i))
+        if (req->items[i].value.len &&
+            memchr(req->items[i].value.base, '"', req->items[i].value.len))
+            return true;
+    return false;
+}
+
+/* The members of every @req line named @name, each lowercased with its whitespace removed
+ * (q-values stay part of the member, uninterpreted), sorted and joined with ",", escaped as
+ * put_byte does, in @a. */
+static cairn_err_t
+list_value(cn_arena_t *a, const cn_headers_t *req, cairn_iov_t name, cairn_iov_t *out)
+{
+    size_t count = 0, total = 0, pos, w = 0;
+    cairn_iov_t item;
+    for (ssize_t i = cn_headers_find(req, name, -1); i >= 0; i = cn_headers_find(req, name, i))
+        for (pos = 0; next_item(req->items[i].value, &pos, &item);) {
+            count++;
+            total += item.len;
+        }
+    cairn_iov_t *members = cn_arena_alloc(a, (count + 1) * sizeof(*members));
+    char *bytes = cn_arena_alloc(a, total + 1);
+    if (!members || !bytes)
+        return CAIRN_ENOMEM;
+    size_t n = 0, used = 0;
+    for (ssize_t i = cn_headers_find(req, name, -1); i >= 0; i = cn_headers_find(req, name, i))
+        for (pos = 0; next_item(req->items[i].value, &pos, &item); n++) {
+            char *m = bytes + used;
+            for (size_t k = 0; k < item.len; k++) {
+                char c = item.base[k];
+                if (c != ' ' && c != '\t')
+                    bytes[used++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+            }
+            members[n] = cn_iov(m, (size_t)(bytes + used - m));
+        }
+    qsort(members, n, sizeof(*members), cmp_iov);
+    for (size_t i = 0; i < n; i++) {
+        w += i > 0;
+        for (size_t k = 0; k < members[i].len; k++)
+            put_byte(NULL, &w, (unsigned char)members[i].base[k]);
+    }
+    char *val = cn_arena_alloc(a, w + 1);
+    if (!val)
+        return CAIRN_ENOMEM;
+    w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            val[w++] = ',';
+        for (size_t k = 0; k < members[i].len; k++)
+            put_byte(val, &w, (unsigned char)members[i].base[k]);
+    }
+    *out = cn_iov(val, w);
+    return CAIRN_OK;
+}
+
+/* The normalised value of @req's @name lines for the secondary key, in @a: a list for
+ * Accept-Encoding and Accept-Language (unless a line holds a quoted string, which their
+ * grammar does not allow), normalise_field otherwise. out->base is never NULL. */
+static cairn_err_t
+field_value(cn_arena_t *a, const cn_headers_t *req, cairn_iov_t name, cairn_iov_t *out)
+{
+    if (is_list_compared(name) && !has_dquote(req, name))
+        return list_value(a, req, name, out);
+    size_t n = normalise_field(req, name, NULL);
+    char *p = cn_arena_alloc(a, n + 1);
+    if (!p)
+        return CAIRN_ENOMEM;
+    normalise_field(req, name, p);
+    *out = cn_iov(p, n);
+    return CAIRN_OK;
 }
 
 /* The lowercased, sorted, deduplicated Vary names of @resp in @a. */
@@ -1148,7 +1216,7 @@ cairn_err_t
 cn_policy_vary_key(cn_arena_t *a, const cn_headers_t *resp, const cn_headers_t *req,
                    cairn_iov_t *key, bool *star)
 {
-    cairn_iov_t *names;
+    cairn_iov_t *names, *values = NULL;
     size_t count, len = 0;
 
     if (vary_is_star(resp)) {
@@ -1159,9 +1227,17 @@ cn_policy_vary_key(cn_arena_t *a, const cn_headers_t *resp, const cn_headers_t *
     cairn_err_t err = vary_names(a, resp, &names, &count);
     if (err != CAIRN_OK)
         return err;
+    if (count > 0 && !(values = cn_arena_alloc(a, count * sizeof(*values))))
+        return CAIRN_ENOMEM;
     for (size_t i = 0; i < count; i++) {
-        len += i > 0;
-        put_entry(req, names[i], NULL, &len);
+        /* values[i].base NULL: the request has no such field ("name" alone in the key). */
+        values[i] = cn_iov(NULL, 0);
+        if (has_field(req, names[i])) {
+            err = field_value(a, req, names[i], &values[i]);
+            if (err != CAIRN_OK)
+                return err;
+        }
+        len += (i > 0) + names[i].len + (values[i].base ? 1 + values[i].len : 0);
     }
     char *buf = cn_arena_alloc(a, len + 1);
     if (!buf)
@@ -1170,7 +1246,14 @@ cn_policy_vary_key(cn_arena_t *a, const cn_headers_t *resp, const cn_headers_t *
     for (size_t i = 0; i < count; i++) {
         if (i > 0)
             buf[w++] = '\n';
-        put_entry(req, names[i], buf, &w);
+        memcpy(buf + w, names[i].base, names[i].len);
+        w += names[i].len;
+        if (!values[i].base)
+            continue;
+        buf[w++] = ':';
+        if (values[i].len)
+            memcpy(buf + w, values[i].base, values[i].len);
+        w += values[i].len;
     }
     buf[w] = '\0';
     *key = cn_iov(buf, w);

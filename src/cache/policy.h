@@ -344,13 +344,18 @@ CN_MUST_CHECK cairn_err_t cn_policy_invalidation_targets(cn_arena_t *a, const cn
  * The secondary cache key of request @req for the Vary field(s) of response @resp, in @a.
  * Field names are lowercased, sorted and deduplicated; for each one an entry "name:value"
  * when @req has the field, or "name" alone when it has not (absent differs from empty,
- * "name:"); entries are joined with "\n". The value joins the request's field lines with
- * ",", and outside quoted strings drops whitespace around commas and at both ends and
- * collapses other whitespace runs to one SP; control bytes and "%" are written %XX. No Vary
- * gives the empty key. Two requests select the same stored response iff their keys are
- * equal. *@star is true when Vary contains "*" or a member that is not a field name: such a
- * response matches no request (*@key is then empty). CAIRN_ENOMEM when @a is over its cap
- * (outputs untouched).
+ * "name:"); entries are joined with "\n". For Accept-Encoding and Accept-Language the value
+ * is the list of members of all the request's lines, each lowercased with its whitespace
+ * removed (a q-value stays part of its member and is not interpreted), empty members dropped,
+ * sorted and joined with ",": "gzip, br", "br,GZIP" and the two lines "BR " and "gzip" give
+ * the same key (a value holding a '"', which their grammar does not allow, is compared as
+ * other fields are). For other fields the value joins the request's field lines with ",",
+ * and outside quoted strings drops whitespace around commas and at both ends and collapses
+ * other whitespace runs to one SP. Control bytes and "%" are written %XX. No Vary gives the
+ * empty key. Two requests select the same stored response iff their keys are equal. *@star
+ * is true when Vary contains "*" or a member that is not a field name: such a response
+ * matches no request (*@key is then empty). CAIRN_ENOMEM when @a is over its cap (outputs
+ * untouched).
  */
 CN_MUST_CHECK cairn_err_t cn_policy_vary_key(cn_arena_t *a, const cn_headers_t *resp,
                                              const cn_headers_t *req, cairn_iov_t *key, bool *star);

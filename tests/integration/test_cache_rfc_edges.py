@@ -149,3 +149,54 @@ def test_invalid_expires_is_stale(cairn, origin, name, value):
     assert not is_hit(r2), f"invalid Expires: {value!r} was served fresh: {cstatus(r2)!r}"
     assert n_origin(org, "/exp") == 2, \
         f"Expires: {value!r}: origin saw {n_origin(org, '/exp')} requests, expected 2"
+
+
+# --------------------------------------------------------------------------------------
+# Vary (RFC 9111 §4.1)
+
+VARY_SAME = [
+    ("accept-encoding", "Accept-Encoding",
+     [[("Accept-Encoding", "gzip, br")], [("Accept-Encoding", "br,GZIP")],
+      [("Accept-Encoding", "BR , GZIP")], [("Accept-Encoding", "br"), ("accept-encoding", "gzip")]]),
+    ("accept-language", "Accept-Language",
+     [[("Accept-Language", "en-US, fr;q=0.5")], [("Accept-Language", "FR;Q=0.5,en-us")],
+      [("Accept-Language", "fr ; q=0.5"), ("Accept-Language", "en-US")]]),
+]
+
+
+@pytest.mark.parametrize("name,field,variants", VARY_SAME, ids=[v[0] for v in VARY_SAME])
+def test_vary_list_normalised(cairn, origin, name, field, variants):
+    """Requests whose list differs only in order, case, whitespace and line splitting select
+    the same stored response: one origin request."""
+    c, org = start(cairn, origin, {"/v": Numbered({"Cache-Control": "max-age=60",
+                                                   "Vary": field})})
+    first = get(c.port, "/v", headers=variants[0])
+    assert first.status == 200 and first.body == b"/v #1\n"
+    for hs in variants[1:]:
+        r = get(c.port, "/v", headers=hs)
+        assert r.body == b"/v #1\n" and is_hit(r), \
+            f"{hs} should select the variant stored for {variants[0]}; got {r.body!r} " \
+            f"Cache-Status {cstatus(r)!r}"
+    assert n_origin(org, "/v") == 1
+
+
+def test_vary_lists_still_differ(cairn, origin):
+    """Different members (or a different q-value) are still different variants."""
+    c, org = start(cairn, origin, {"/v": Numbered({"Cache-Control": "max-age=60",
+                                                   "Vary": "Accept-Encoding"})})
+    bodies = [get(c.port, "/v", headers={"Accept-Encoding": v}).body
+              for v in ("gzip", "br", "gzip;q=0.5", "gzip, br")]
+    assert bodies == [b"/v #1\n", b"/v #2\n", b"/v #3\n", b"/v #4\n"], bodies
+    assert n_origin(org, "/v") == 4
+
+
+def test_vary_other_fields_keep_order(cairn, origin):
+    """Fields other than Accept-Encoding / Accept-Language keep today's comparison: the order
+    of members matters, whitespace around commas does not."""
+    c, org = start(cairn, origin, {"/v": Numbered({"Cache-Control": "max-age=60",
+                                                   "Vary": "X-Tenant"})})
+    a = get(c.port, "/v", headers={"X-Tenant": "a, b"}).body
+    b = get(c.port, "/v", headers={"X-Tenant": "a,b"}).body
+    d = get(c.port, "/v", headers={"X-Tenant": "b, a"}).body
+    assert (a, b, d) == (b"/v #1\n", b"/v #1\n", b"/v #2\n"), (a, b, d)
+    assert n_origin(org, "/v") == 2

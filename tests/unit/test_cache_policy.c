@@ -1326,17 +1326,57 @@ static const struct vary_case vary_cases[] = {
     {"§4.1 one field",
      {"Vary: Accept-Encoding", false},
      {"Accept-Encoding: gzip, br", false},
-     "accept-encoding:gzip,br",
+     "accept-encoding:br,gzip",
      false},
     {"§4.1 whitespace around commas removed",
      {"Vary: accept-encoding", false},
      {"Accept-Encoding:  gzip ,  br ", false},
-     "accept-encoding:gzip,br",
+     "accept-encoding:br,gzip",
      false},
     {"§4.1 lines combined",
      {"Vary: Accept-Encoding", false},
      {"Accept-Encoding: gzip", "accept-encoding: br", false},
-     "accept-encoding:gzip,br",
+     "accept-encoding:br,gzip",
+     false},
+    {"§4.1 Accept-Encoding: members lowercased and sorted",
+     {"Vary: Accept-Encoding", false},
+     {"Accept-Encoding: BR , GZIP", false},
+     "accept-encoding:br,gzip",
+     false},
+    {"§4.1 Accept-Encoding: q-values kept, lowercased, spaces removed",
+     {"Vary: Accept-Encoding", false},
+     {"Accept-Encoding: gzip;q=0.5, BR ; Q=1", false},
+     "accept-encoding:br;q=1,gzip;q=0.5",
+     false},
+    {"§4.1 Accept-Encoding: empty members dropped",
+     {"Vary: Accept-Encoding", false},
+     {"Accept-Encoding: ,gzip,, br,", "Accept-Encoding: ", false},
+     "accept-encoding:br,gzip",
+     false},
+    {"§4.1 Accept-Encoding: only empty members differs from absent",
+     {"Vary: Accept-Encoding", false},
+     {"Accept-Encoding: , ,", false},
+     "accept-encoding:",
+     false},
+    {"§4.1 Accept-Language: a normalised list",
+     {"Vary: Accept-Language", false},
+     {"Accept-Language: fr-CH, fr;q=0.9", "accept-language: EN;q=0.8, *;q=0.5", false},
+     "accept-language:*;q=0.5,en;q=0.8,fr-ch,fr;q=0.9",
+     false},
+    {"§4.1 Accept-Encoding: escaping still applies",
+     {"Vary: Accept-Encoding", false},
+     {"Accept-Encoding: x%y, a\x01", false},
+     "accept-encoding:a%01,x%25y",
+     false},
+    {"§4.1 Accept-Encoding with a quoted string: compared as other fields",
+     {"Vary: Accept-Encoding", false},
+     {"Accept-Encoding: \"b, A\", gzip", false},
+     "accept-encoding:\"b, A\",gzip",
+     false},
+    {"§4.1 other fields keep member order and case",
+     {"Vary: X-Tenant", false},
+     {"X-Tenant: b, A", false},
+     "x-tenant:b,A",
      false},
     {"§4.1 absent field",
      {"Vary: Accept-Encoding", false},
@@ -1421,6 +1461,40 @@ test_vary_matching(void **state)
     load(&b, &f->arena, rc);
     assert_int_equal(cn_policy_vary_key(&f->arena, &resp, &b, &kb, &star), CAIRN_OK);
     assert_false(cn_iov_eq(ka, kb));
+
+    /* Accept-Encoding / Accept-Language: order, case, whitespace and line splitting of the
+     * members do not make a new variant; different members or q-values do. */
+    static const char *const same[][4] = {
+        {"Accept-Encoding: gzip, br", "Accept-Language: en, fr", NULL},
+        {"Accept-Encoding: br,GZIP", "Accept-Language: FR,EN", NULL},
+        {"Accept-Encoding: BR , GZIP", "Accept-Language:  fr ,en ", NULL},
+        {"accept-encoding: br", "accept-encoding: gzip", "Accept-Language: fr, EN", NULL},
+        {"Accept-Language: en", "Accept-Encoding: gzip,br", "accept-language: FR", NULL},
+    };
+    static const char *const different[][3] = {
+        {"Accept-Encoding: gzip", NULL},
+        {"Accept-Encoding: gzip;q=0.5, br", NULL},
+        {"Accept-Encoding: gzip, br, deflate", NULL},
+        {"Accept-Encoding: gzip,br", "Accept-Language: en", NULL},
+    };
+    cn_headers_t ref;
+    cairn_iov_t kref;
+    const char *ref_lines[] = {"Accept-Encoding: gzip, br", "Accept-Language: en, fr", NULL};
+    load(&ref, &f->arena, ref_lines);
+    assert_int_equal(cn_policy_vary_key(&f->arena, &resp, &ref, &kref, &star), CAIRN_OK);
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        load(&b, &f->arena, same[i]);
+        assert_int_equal(cn_policy_vary_key(&f->arena, &resp, &b, &kb, &star), CAIRN_OK);
+        if (!cn_iov_eq(kref, kb))
+            fail_msg("same[%zu]: \"%.*s\" != \"%.*s\"", i, (int)kb.len, kb.base, (int)kref.len,
+                     kref.base);
+    }
+    for (size_t i = 0; i < sizeof(different) / sizeof(different[0]); i++) {
+        load(&b, &f->arena, different[i]);
+        assert_int_equal(cn_policy_vary_key(&f->arena, &resp, &b, &kb, &star), CAIRN_OK);
+        if (cn_iov_eq(kref, kb))
+            fail_msg("different[%zu]: same key \"%.*s\"", i, (int)kb.len, kb.base);
+    }
 
     /* ENOMEM leaves the outputs untouched. */
     cn_arena_t small;
