@@ -562,9 +562,10 @@ cn_policy_conditional(cairn_iov_t method, const cn_headers_t *req, const cn_head
     const cairn_iov_t *etag = cn_headers_get(stored, LIT("ETag"));
     if (etag)
         v.etag = cn_iov_trim(*etag);
-    if (!field_date(stored, LIT("Last-Modified"), &lm) && !field_date(stored, LIT("Date"), &lm))
-        lm = response_time;
-    v.last_modified = (time_t)lm;
+    if (field_date(stored, LIT("Last-Modified"), &lm))
+        v.last_modified = (time_t)lm;
+    else
+        v.date = (time_t)date_value(stored, response_time);
     return cn_cond_evaluate(method, &view, &v) == CN_COND_NOT_MODIFIED ? CN_COND_NOT_MODIFIED
                                                                        : CN_COND_PROCEED;
 }

@@ -94,6 +94,8 @@ cn_cond_evaluate(cairn_iov_t method, const cn_headers_t *req, const cn_validator
 {
     bool safe = is_get_or_head(method);
     bool has_lm = v->exists && v->last_modified != 0;
+    /* §13.1.3: a cache without Last-Modified compares If-Modified-Since with the stored Date. */
+    time_t modified = has_lm ? v->last_modified : v->exists ? v->date : 0;
     time_t date;
 
     /* Step 1, else step 2 (§13.1.4: If-Unmodified-Since is ignored next to If-Match). */
@@ -108,8 +110,8 @@ cn_cond_evaluate(cairn_iov_t method, const cn_headers_t *req, const cn_validator
     m = match_list(req, CAIRN_IOV_LIT("If-None-Match"), v, false);
     if (m == LIST_MATCH)
         return safe ? CN_COND_NOT_MODIFIED : CN_COND_PRECONDITION_FAILED;
-    if (m == LIST_ABSENT && safe && has_lm &&
-        date_field(req, CAIRN_IOV_LIT("If-Modified-Since"), &date) && v->last_modified <= date)
+    if (m == LIST_ABSENT && safe && modified != 0 &&
+        date_field(req, CAIRN_IOV_LIT("If-Modified-Since"), &date) && modified <= date)
         return CN_COND_NOT_MODIFIED;
     return CN_COND_PROCEED;
 }

@@ -22,7 +22,11 @@ typedef struct cn_validators {
      * no ETag, and a malformed one is treated as no ETag. */
     cairn_iov_t etag;
     time_t last_modified; /* seconds since the epoch; 0 = no Last-Modified */
-    bool exists;          /* whether a current representation exists at all */
+    /* A cache's stored response: its Date (seconds since the epoch), which If-Modified-Since
+     * compares with when there is no Last-Modified (RFC 9110 §13.1.3). 0 = none (an origin's
+     * own representation: leave it 0). */
+    time_t date;
+    bool exists; /* whether a current representation exists at all */
 } cn_validators_t;
 
 /**
@@ -35,13 +39,15 @@ typedef struct cn_validators {
  *  3. If-None-Match present: true unless a listed tag weakly matches, or "*" and the
  *     representation exists; when false → NOT_MODIFIED for GET/HEAD, PRECONDITION_FAILED for
  *     every other method.
- *  4. Else, for GET/HEAD only, If-Modified-Since a valid HTTP-date and v->last_modified known:
- *     not modified since (last_modified <= date) → NOT_MODIFIED.
+ *  4. Else, for GET/HEAD only, If-Modified-Since a valid HTTP-date and v->last_modified
+ *     known, or else v->date: not modified since (that time <= the field's date) →
+ *     NOT_MODIFIED.
  * Otherwise PROCEED. Several field lines of a list field (If-Match, If-None-Match) are one
  * list; a list element that does not parse ends that line (what parsed before it counts),
  * which can only make If-Match fail and If-None-Match succeed, the safe outcomes. A date field
  * that is not exactly one valid HTTP-date (including a repeated field) is ignored, as §13.1.3
- * and §13.1.4 require. When !v->exists the ETag and date are not consulted. Step 5 (If-Range)
+ * and §13.1.4 require. When !v->exists the ETag and dates are not consulted. v->date is
+ * never used by If-Unmodified-Since or If-Range: a Date is not a validator. Step 5 (If-Range)
  * is cn_cond_if_range. Any thread; @req and @v are only read during the call.
  */
 cn_cond_result_t cn_cond_evaluate(cairn_iov_t method, const cn_headers_t *req,

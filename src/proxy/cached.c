@@ -426,7 +426,10 @@ serve_object(cn_session_t *s, cn_cache_obj_t *o, cache_outcome_t outcome)
     cn_headers_set_copy(&s->resp.headers, CAIRN_IOV_LIT("Age"), cn_iov(agebuf, al));
     s->resp.status = o->status;
     s->resp.content_length = (int64_t)o->body_len;
-    cn_validators_t v = {.etag = o->etag, .last_modified = o->last_modified, .exists = true};
+    cn_validators_t v = {.etag = o->etag,
+                         .last_modified = o->last_modified,
+                         .date = (time_t)o->meta.date_value,
+                         .exists = true};
     cn_cond_result_t cond = cn_cond_evaluate(s->req->method, &s->req->headers, &v);
     if (cond == CN_COND_NOT_MODIFIED && o->status == 200) {
         s->resp.status = 304;
@@ -777,7 +780,10 @@ start_streaming(cn_session_t *s, cn_cache_obj_t *o)
         cn_headers_add(&s->resp.headers, o->headers.items[i].name, o->headers.items[i].value);
     s->resp.status = o->status;
     s->resp.content_length = o->expected_len;
-    cn_validators_t v = {.etag = o->etag, .last_modified = o->last_modified, .exists = true};
+    cn_validators_t v = {.etag = o->etag,
+                         .last_modified = o->last_modified,
+                         .date = (time_t)o->meta.date_value,
+                         .exists = true};
     cn_cond_result_t cond = cn_cond_evaluate(s->req->method, &s->req->headers, &v);
     if ((cond == CN_COND_NOT_MODIFIED && o->status == 200) || s->req->method_id == CN_METHOD_HEAD) {
         if (cond == CN_COND_NOT_MODIFIED && o->status == 200) {

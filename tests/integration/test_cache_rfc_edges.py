@@ -200,3 +200,32 @@ def test_vary_other_fields_keep_order(cairn, origin):
     d = get(c.port, "/v", headers={"X-Tenant": "b, a"}).body
     assert (a, b, d) == (b"/v #1\n", b"/v #1\n", b"/v #2\n"), (a, b, d)
     assert n_origin(org, "/v") == 2
+
+
+# --------------------------------------------------------------------------------------
+# If-Modified-Since without Last-Modified (RFC 9110 §13.1.3)
+
+
+@pytest.mark.parametrize("offset", [0, 10], ids=["ims-equals-date", "ims-after-date"])
+def test_ims_against_date_is_304(cairn, origin, offset):
+    """Stored response without Last-Modified, Date D: If-Modified-Since >= D → 304 from the
+    cache, no origin request."""
+    date = time.time() - 30
+    c, org = start(cairn, origin, {"/d": Numbered({"Cache-Control": "max-age=600",
+                                                   "Date": http_date(date)})})
+    assert get(c.port, "/d").status == 200
+    r = get(c.port, "/d", headers={"If-Modified-Since": http_date(date + offset)})
+    assert r.status == 304 and r.body == b"", \
+        f"IMS >= stored Date on a stored response without Last-Modified: {r!r}"
+    assert n_origin(org, "/d") == 1, "the conditional hit reached the origin"
+
+
+def test_ims_before_date_is_200(cairn, origin):
+    """If-Modified-Since earlier than the stored Date: the full response from the cache."""
+    date = time.time() - 30
+    c, org = start(cairn, origin, {"/d": Numbered({"Cache-Control": "max-age=600",
+                                                   "Date": http_date(date)})})
+    get(c.port, "/d")
+    r = get(c.port, "/d", headers={"If-Modified-Since": http_date(date - 60)})
+    assert r.status == 200 and r.body == b"/d #1\n" and is_hit(r), r
+    assert n_origin(org, "/d") == 1

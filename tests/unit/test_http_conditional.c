@@ -216,6 +216,51 @@ test_if_modified_since(void **state)
     assert_int_equal(eval(f, "GET"), CN_COND_NOT_MODIFIED);
 }
 
+/* RFC 9110 §13.1.3: a cache's stored response without Last-Modified: If-Modified-Since
+ * compares with its Date (v->date), which nothing else uses. */
+static void
+test_if_modified_since_date(void **state)
+{
+    struct fixture *f = *state;
+
+    f->v.last_modified = 0;
+    f->v.date = LM;
+    add(f, "If-Modified-Since", LM_DATE);
+    assert_int_equal(eval(f, "GET"), CN_COND_NOT_MODIFIED);
+    assert_int_equal(eval(f, "HEAD"), CN_COND_NOT_MODIFIED);
+    assert_int_equal(eval(f, "POST"), CN_COND_PROCEED);
+    reset(f);
+    add(f, "If-Modified-Since", AFTER_DATE);
+    assert_int_equal(eval(f, "GET"), CN_COND_NOT_MODIFIED);
+    reset(f);
+    add(f, "If-Modified-Since", BEFORE_DATE);
+    assert_int_equal(eval(f, "GET"), CN_COND_PROCEED);
+    reset(f);
+    /* Last-Modified, when known, is what counts. */
+    f->v.last_modified = LM - 10;
+    f->v.date = LM + 10;
+    add(f, "If-Modified-Since", LM_DATE);
+    assert_int_equal(eval(f, "GET"), CN_COND_NOT_MODIFIED);
+    f->v.last_modified = LM + 10;
+    f->v.date = LM - 10;
+    assert_int_equal(eval(f, "GET"), CN_COND_PROCEED);
+    /* No representation, or neither time known: ignored. */
+    f->v.last_modified = 0;
+    f->v.exists = false;
+    assert_int_equal(eval(f, "GET"), CN_COND_PROCEED);
+    f->v.exists = true;
+    f->v.date = 0;
+    assert_int_equal(eval(f, "GET"), CN_COND_PROCEED);
+    reset(f);
+    /* A Date is not a validator: If-Unmodified-Since and If-Range do not use it. */
+    f->v.date = LM;
+    add(f, "If-Unmodified-Since", BEFORE_DATE);
+    assert_int_equal(eval(f, "PUT"), CN_COND_PROCEED);
+    reset(f);
+    add(f, "If-Range", LM_DATE);
+    assert_false(cn_cond_if_range(&f->h, &f->v, LM + 100));
+}
+
 static void
 test_if_match(void **state)
 {
@@ -339,6 +384,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_no_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_none_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_modified_since, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_if_modified_since_date, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_unmodified_since, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_range, setup, teardown),
