@@ -168,6 +168,8 @@ unreadable(cn_conf_walk_t *w, const cn_dom_node_t *node, const char *key, const 
 static const char *const log_level_names[] = {"error", "warn",  "notice", "info",
                                               "debug", "trace", NULL};
 static const char *const access_log_formats[] = {"json", "combined", NULL};
+/* In the order of cn_path_slashes_t (http/path.h). */
+static const char *const escaped_slashes_modes[] = {"keep", "reject", "decode", NULL};
 
 static const cn_conf_field_t server_fields[] = {
     CN_CONF_U32_AUTO("workers", cn_conf_server_t, workers, 1, 1024,
@@ -217,6 +219,13 @@ static const cn_conf_field_t server_fields[] = {
                      "Client addresses (CIDR ranges) whose X-Forwarded-For and Forwarded "
                      "headers are believed; the default trusts a proxy on the same host, [] "
                      "trusts none."),
+    CN_CONF_BOOL("merge_slashes", cn_conf_server_t, merge_slashes, "true",
+                 "Merge repeated slashes in request paths (\"/a//b\" is routed and forwarded "
+                 "as \"/a/b\")."),
+    CN_CONF_ENUM("escaped_slashes", cn_conf_server_t, escaped_slashes, escaped_slashes_modes,
+                 "keep",
+                 "Encoded slashes (%2F) and backslashes (literal or %5C) in request paths: "
+                 "keep them, reject the request (400), or decode them to \"/\"."),
     CN_CONF_END,
 };
 

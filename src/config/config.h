@@ -86,6 +86,8 @@ typedef struct cn_conf_server {
     char *server_header;      /* "cairn"; "" = no Server header */
     cn_conf_cidr_t *trusted_proxies;
     size_t n_trusted_proxies;
+    bool merge_slashes;  /* true: "//" in a request path becomes "/" */
+    int escaped_slashes; /* cn_path_slashes_t (http/path.h): 0 keep, 1 reject, 2 decode */
 } cn_conf_server_t;
 
 typedef struct cn_conf_admin {

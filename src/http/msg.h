@@ -34,7 +34,8 @@ typedef struct cn_http_req {
     int64_t content_length; /* -1 when the body length is unknown (chunked) */
     bool has_body;
     bool expect_continue;
-    bool keep_alive;       /* the client allows another request on this connection */
+    bool keep_alive;       /* the client allows another request on this connection; the engine
+                              clears it to have the connection closed after the response */
     unsigned error_status; /* non-zero: the head was refused (400, 413, 414, 431, 505 ...) */
     const char *error;     /* short reason for the log when error_status is set */
 } cn_http_req_t;

@@ -820,7 +820,7 @@ build_head(cn_h1_conn_t *c, const cn_http_resp_t *resp)
     char *const start = cn_arena_xalloc(ex->arena, need);
     char *p = start;
     ex->resp_no_body = ex->head_request || cn_status_has_no_body(resp->status);
-    if (c->srv->draining)
+    if (c->srv->draining || !req->keep_alive) /* the engine may clear req->keep_alive */
         c->keep_alive = 0;
     /* An unread body with Expect: 100-continue that we never acknowledged: the client may
      * not send it, so the connection cannot be reused safely. */

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/time.h"
+#include "http/path.h"
 #include "proxy/cached.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
@@ -197,6 +198,39 @@ fault_stall(const cn_http_req_t *req)
 #define fault_stall(req) ((void)0)
 #endif
 
+/* Replaces the path with its normal form (http/path.h) before routing, request hooks, the
+ * cache key, the access log and the upstream request see it. The asterisk-form "*" and
+ * CONNECT's empty path are left alone. A refused path is answered 400 and the connection is
+ * closed (the client and cairn no longer agree on what it asked for); returns false then. */
+static bool
+normalize_path(cn_session_t *s, cn_http_req_t *req)
+{
+    if (req->path.len == 0 || req->path.base[0] != '/')
+        return true;
+    const cn_conf_server_t *conf = &s->cfg->server;
+    cn_path_opts_t opts = {.merge_slashes = conf->merge_slashes,
+                           .escaped_slashes = (cn_path_slashes_t)conf->escaped_slashes};
+    char *out = cn_arena_alloc(s->arena, req->path.len);
+    size_t len = 0;
+    unsigned status = 0;
+    const char *why = NULL;
+    if (out == NULL) {
+        status = 414;
+        why = "request path larger than request_memory";
+    } else {
+        cn_path_result_t r = cn_path_normalize(req->path, out, &len, &opts);
+        status = r == CN_PATH_OK ? 0 : 400;
+        why = cn_path_strerror(r);
+    }
+    if (status != 0) {
+        req->keep_alive = false; /* the driver closes the connection after the answer */
+        cn_session_error(s, status, why);
+        return false;
+    }
+    req->path = cn_iov(out, len);
+    return true;
+}
+
 static void *
 on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
 {
@@ -234,6 +268,8 @@ on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
         cn_session_error(s, req->error_status, req->error ? req->error : "bad request");
         return s;
     }
+    if (!normalize_path(s, req))
+        return s;
     cn_hooks_request_filter(s, cn_session_route);
     return s;
 }

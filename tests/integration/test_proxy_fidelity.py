@@ -40,11 +40,17 @@ def target_seen(srv, target):
     "/a%2Fb/%20c",
     "/p?a=%2F&b=%zz&c",
     "/p?q=1&q=2&empty=&flag",
-    "/%7Euser/x;param=1",
+    "/~user/x;param=1",
     "/sp%C3%A9cial",
 ])
 def test_target_forwarded_verbatim(srv, target):
     assert target_seen(srv, target) == target, "the target must reach the origin unchanged"
+
+
+def test_target_forwarded_normalised(srv):
+    """An already normal path is forwarded verbatim (above); any other spelling reaches the
+    origin in its normal form (docs/http1.md, test_path_normalisation.py)."""
+    assert target_seen(srv, "/%7Euser/x;param=1") == "/~user/x;param=1"
 
 
 def test_repeated_response_headers_kept(srv):

@@ -154,6 +154,10 @@ def test_missing_file_404(srv):
     assert r.status == 404, r
 
 
+ABOVE_ROOT = {"/../secret.txt", "/%2e%2e/secret.txt", "/sub/../../secret.txt",
+              "/sub/%2e%2e/%2e%2e/secret.txt"}
+
+
 @pytest.mark.parametrize("target", [
     "/../secret.txt",
     "/%2e%2e/secret.txt",
@@ -174,7 +178,10 @@ def test_traversal_404(srv, target):
     assert SECRET not in data, f"{target} leaked a file outside the root!"
     rs = parse_responses(data)
     assert rs, f"no response for {target}: {data!r}"
-    assert rs[0].status == 404, f"{target}: expected 404, got {rs[0]}"
+    # A ".." that climbs above "/" is refused by path normalisation before routing (400,
+    # docs/http1.md); the others reach the files action, which answers 404.
+    want = 400 if target in ABOVE_ROOT else 404
+    assert rs[0].status == want, f"{target}: expected {want}, got {rs[0]}"
 
 
 def _etag(srv):
