@@ -59,6 +59,9 @@ typedef struct cn_http_ds_ops {
     void (*read_body)(cn_http_ds_t *ds);
     /** The response cannot be completed: reset the stream/connection, never end it cleanly. */
     void (*abort)(cn_http_ds_t *ds);
+    /** Relays an interim (1xx) response before the final head; dropped where the protocol
+     *  version cannot carry it (HTTP/1.0). @headers are copied. Optional (NULL). */
+    void (*send_interim)(cn_http_ds_t *ds, unsigned status, const cn_headers_t *headers);
 } cn_http_ds_ops_t;
 
 struct cn_http_ds {

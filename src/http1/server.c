@@ -48,8 +48,9 @@ struct h1_exchange {
     bool resp_done;
     bool writing;
     bool write_eos;
+    cairn_iov_t interim; /* 1xx bytes not yet written: they go first in the next send */
     char chunk_line[24];
-    cairn_iov_t wiov[H1_MAX_IOV + 4];
+    cairn_iov_t wiov[H1_MAX_IOV + 5];
 };
 
 struct cn_h1_conn {
@@ -114,11 +115,13 @@ static void ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_io
                     bool eos);
 static void ds_read_body(cn_http_ds_t *ds);
 static void ds_abort(cn_http_ds_t *ds);
+static void ds_send_interim(cn_http_ds_t *ds, unsigned status, const cn_headers_t *headers);
 
 static const cn_http_ds_ops_t h1_ds_ops = {
     .send = ds_send,
     .read_body = ds_read_body,
     .abort = ds_abort,
+    .send_interim = ds_send_interim,
 };
 
 /* ---- date ------------------------------------------------------------------------------ */
@@ -886,6 +889,10 @@ ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, si
     struct h1_exchange *ex = c->ex;
     CN_ASSERT(!ex->writing && !ex->resp_done);
     size_t k = 0;
+    if (ex->interim.len > 0) {
+        ex->wiov[k++] = ex->interim;
+        ex->interim = cn_iov(NULL, 0);
+    }
     if (!ex->head_sent)
         ex->wiov[k++] = build_head(c, resp);
     size_t body = 0;
@@ -927,6 +934,55 @@ ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, si
         conn_close(c, true);
         return;
     }
+}
+
+/* "HTTP/1.1 103 Early Hints" and its fields, in the request arena, after @prefix. */
+static cairn_iov_t
+build_interim(struct h1_exchange *ex, cairn_iov_t prefix, unsigned status,
+              const cn_headers_t *headers)
+{
+    const char *reason = cn_status_reason(status);
+    size_t need = prefix.len + 16 + strlen(reason) + 2;
+    for (size_t i = 0; i < headers->n; i++)
+        need += headers->items[i].name.len + headers->items[i].value.len + 4;
+    char *const start = cn_arena_xalloc(ex->arena, need);
+    char *p = prefix.len > 0 ? put(start, prefix.base, prefix.len) : start;
+    char code[5] = {'1', (char)('0' + status / 10 % 10), (char)('0' + status % 10), ' ', 0};
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = put(p, code, 4);
+    p = put(p, reason, strlen(reason));
+    p = PUT_LIT(p, "\r\n");
+    for (size_t i = 0; i < headers->n; i++) {
+        const cn_header_t *h = &headers->items[i];
+        p = put(p, h->name.base, h->name.len);
+        p = PUT_LIT(p, ": ");
+        p = put(p, h->value.base, h->value.len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    p = PUT_LIT(p, "\r\n");
+    CN_ASSERT((size_t)(p - start) <= need);
+    return cn_iov(start, (size_t)(p - start));
+}
+
+/* Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2), before the final head.
+ * Written at once when the socket takes them; what it does not take goes first in the next
+ * send, so the order on the wire is kept. */
+static void
+ds_send_interim(cn_http_ds_t *ds, unsigned status, const cn_headers_t *headers)
+{
+    cn_h1_conn_t *c = ds->driver;
+    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
+    struct h1_exchange *ex = c->ex;
+    if (ex == NULL || ex->head_sent || ex->req->version < 11 || status < 100 || status > 199 ||
+        status == 101)
+        return;
+    ex->interim = build_interim(ex, ex->interim, status, headers);
+    if (ex->writing || ex->interim.len > 4096)
+        return;
+    ssize_t n = cn_sock_try_write(&c->sock, &ex->interim, 1);
+    if (n < 0)
+        n = 0; /* the socket failed: the final send will see it and close */
+    ex->interim = cn_iov(ex->interim.base + n, ex->interim.len - (size_t)n);
 }
 
 static void

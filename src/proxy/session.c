@@ -296,6 +296,14 @@ complete_detached(cn_session_t *s)
 }
 
 void
+cn_session_interim(cn_session_t *s, unsigned status, const cn_headers_t *headers)
+{
+    if (s->ds == NULL || s->resp_started || s->ds->ops->send_interim == NULL)
+        return;
+    s->ds->ops->send_interim(s->ds, status, headers);
+}
+
+void
 cn_session_send(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos)
 {
     CN_ASSERT(s != NULL && s->base.magic == CN_SESSION_MAGIC);

@@ -105,6 +105,9 @@ extern const cn_http_handler_t cn_session_handler;
 
 /** Sends @n body slices (head first on the first call); completes via the body source. */
 void cn_session_send(cn_session_t *s, const cairn_iov_t *iov, size_t n, bool eos);
+/** Relays an interim (1xx) response from the upstream to the client, before the final head.
+ *  Never stored; dropped when the client cannot take it (HTTP/1.0, gone, detached). */
+void cn_session_interim(cn_session_t *s, unsigned status, const cn_headers_t *headers);
 /** Sends a whole response whose body is in memory that lives as long as the session. */
 void cn_session_respond(cn_session_t *s, unsigned status, cairn_iov_t body);
 /** Answers @status with its short text body, keeping the headers already set (Allow,

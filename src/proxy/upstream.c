@@ -902,20 +902,39 @@ cancel_proxy(cn_session_t *s, void *src)
     }
 }
 
+/* The fields of @r (parsed from @base) copied into @h, without hop-by-hop fields. */
 static void
-copy_response_headers(struct proxy_ctx *px, const cn_h1_response_t *r, const char *base)
+copy_fields(cn_session_t *s, cn_headers_t *h, const cn_h1_response_t *r, const char *base)
 {
-    cn_session_t *s = px->s;
     char *copy = cn_arena_xalloc(s->arena, r->head_len);
     memcpy(copy, base, r->head_len);
-    cn_headers_init(&s->resp.headers, s->arena);
+    cn_headers_init(h, s->arena);
     for (size_t i = 0; i < r->n_headers; i++) {
         cairn_iov_t n = cn_iov(copy + (r->headers[i].name.base - base), r->headers[i].name.len);
         cairn_iov_t v = cn_iov(copy + (r->headers[i].value.base - base), r->headers[i].value.len);
-        cn_headers_add(&s->resp.headers, n, v);
+        cn_headers_add(h, n, v);
     }
-    strip_hop_by_hop(&s->resp.headers);
-    add_via(s, &s->resp.headers, 11);
+    strip_hop_by_hop(h);
+}
+
+static void
+copy_response_headers(struct proxy_ctx *px, const cn_h1_response_t *r, const char *base)
+{
+    copy_fields(px->s, &px->s->resp.headers, r, base);
+    add_via(px->s, &px->s->resp.headers, 11);
+}
+
+/* A 1xx other than 101 (102 Processing, 103 Early Hints): relayed to the client as it is,
+ * never stored, and its fields stay out of the final response. 100 Continue is cairn's own
+ * business with the client (Expect is hop-by-hop), so it is not relayed. */
+static void
+relay_interim(struct proxy_ctx *px, const cn_h1_response_t *r, const char *base)
+{
+    if (r->status == 100 || px->s->background)
+        return;
+    cn_headers_t h;
+    copy_fields(px->s, &h, r, base);
+    cn_session_interim(px->s, r->status, &h);
 }
 
 static void
@@ -947,11 +966,13 @@ parse_response_head(struct proxy_ctx *px)
             return;
         }
         if (r.status >= 100 && r.status < 200) {
-            cn_h1_headers_put(hdrs, n_hdrs);
             if (r.status == 101) {
+                cn_h1_headers_put(hdrs, n_hdrs);
                 proxy_fail(px, CAIRN_EPROTO, "upstream switched protocols unexpectedly");
                 return;
             }
+            relay_interim(px, &r, cn_buf_start(rb));
+            cn_h1_headers_put(hdrs, n_hdrs);
             cn_buf_consume(rb, r.head_len);
             continue;
         }
