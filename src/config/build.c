@@ -414,6 +414,9 @@ static const cn_conf_field_t cache_fields[] = {
                 "it takes precedence over CDN-Cache-Control and Cache-Control."),
     CN_CONF_MSEC("hit_for_pass", cn_conf_cache_t, hit_for_pass_ms, "10s", 0, 0,
                  "How long a key whose response was not cacheable skips request collapsing."),
+    CN_CONF_MSEC("stale_if_unreachable", cn_conf_cache_t, stale_if_unreachable_ms, "1h", 0, 0,
+                 "Serve a stored object stale by at most this much when the origin cannot be "
+                 "reached (connect failure, reset, timeout) and it allows stale use (0 = off)."),
     CN_CONF_GROUP("purge", cache_purge_fields, NULL, NULL, "Purging with the PURGE method."),
     CN_CONF_END,
 };

@@ -146,6 +146,8 @@ typedef struct cn_conf_cache {
     bool purge_method;           /* accept the PURGE method on the routes of this cache */
     cn_conf_cidr_t *purge_allow; /* who may send PURGE (default loopback) */
     size_t n_purge_allow;
+    /* Most staleness served when the origin cannot be reached (1h; 0 = off). */
+    uint64_t stale_if_unreachable_ms;
 } cn_conf_cache_t;
 
 typedef struct cn_conf_match {

@@ -40,6 +40,13 @@ typedef enum cache_outcome {
     OUT_PASS,      /* hit-for-pass: known uncacheable, forwarded without waiting */
 } cache_outcome_t;
 
+/* Why a stale object answered in place of the origin (RFC 9111 §4.2.4, RFC 5861 §4). */
+typedef enum stale_cause {
+    CAUSE_NONE = 0,
+    CAUSE_UNREACHABLE, /* connect failure, reset or close before a head, timeout */
+    CAUSE_ERROR,       /* a 500/502/503/504 answer, or a failure after the head */
+} stale_cause_t;
+
 struct serve_item {
     cairn_iov_t mem;   /* when len > 0 */
     uint64_t off, len; /* else: object body bytes */
@@ -91,6 +98,11 @@ struct cn_cached {
     bool detached;           /* the leader's client left; the fetch goes on for the fill */
     bool want_complete;      /* a Range waiter: serves from the complete object, not streaming */
     cn_cache_obj_t *taken;   /* the refreshed object a 304 revalidation answers with */
+    /* stale on origin failure */
+    bool got_head;       /* the origin's response head arrived */
+    stale_cause_t cause; /* set when the stale object answers for a failed origin */
+    unsigned fwd_status; /* the origin's 5xx behind that answer (0 = none, or a waiter's) */
+    bool collapsed;      /* ... learnt from the fill this request waited on */
 };
 
 static void serve_pull(cn_session_t *s, void *src);
@@ -749,7 +761,7 @@ fill_pull(cn_session_t *s)
         return;
     cn_fill_state_t state;
     size_t n = fill_slices(cc, &state);
-    if (state == CN_FILL_FAILED || state == CN_FILL_PASS) {
+    if (state != CN_FILL_STREAMING && state != CN_FILL_DONE) {
         /* The fill broke after its head: a truncated body must never look complete. */
         s->error = "coalesced fill failed mid-body";
         cn_session_abort(s);
@@ -799,6 +811,96 @@ start_streaming(cn_session_t *s, cn_cache_obj_t *o)
     fill_pull(s);
 }
 
+/* ---- stale on origin failure (RFC 9111 §4.2.4, RFC 5861 §4) --------------------------- */
+
+/* The failures that leave the cache disconnected from the origin: connect failures, resets,
+ * closes, timeouts (not an answer that broke the protocol, nor a local failure). */
+static bool
+origin_unreachable(cairn_err_t err)
+{
+    switch (err) {
+    case CAIRN_OK:
+    case CAIRN_EPROTO:
+    case CAIRN_ETOOBIG:
+    case CAIRN_ENOMEM:
+    case CAIRN_EINVAL:
+    case CAIRN_ECONFIG:
+    case CAIRN_ECANCELED:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* RFC 9111 §5.2.1: the client asked for a validated response (no-cache), or for one younger
+ * (max-age), fresher (min-fresh) or less stale (max-stale) than @m at @age; its own
+ * stale-if-error overrides that (RFC 5861 §4). */
+static bool
+request_refuses_stale(const cn_cc_t *rc, const cn_policy_meta_t *m, int64_t age)
+{
+    int64_t staleness = CN_MAX(0, age - m->lifetime);
+    if (rc->stale_if_error >= 0 && staleness <= rc->stale_if_error)
+        return false;
+    if (rc->flags & (CN_CC_NO_CACHE | CN_CC_PRAGMA_NO_CACHE))
+        return true;
+    if (rc->max_age >= 0 && age > rc->max_age)
+        return true;
+    if (rc->min_fresh >= 0 && m->lifetime - age < rc->min_fresh)
+        return true;
+    return rc->max_stale >= 0 && staleness > rc->max_stale;
+}
+
+/* May the stored object @o answer this request in place of an origin failure? Never when a
+ * hook refused stale content, the response forbids it (no-cache, must-revalidate,
+ * proxy-revalidate, s-maxage: RFC 9111 §4.2.4) or the request does. Then stale-if-error
+ * (RFC 5861 §4) covers every failure, and a disconnected cache (RFC 9111 §4.2.4) may serve
+ * it stale by up to caches.<name>.stale_if_unreachable. */
+static bool
+may_serve_stale(const cn_session_t *s, const cn_cache_obj_t *o, stale_cause_t cause)
+{
+    if (o == NULL || s->stale_policy < 0 ||
+        (o->meta.flags & (CN_POLICY_NO_CACHE | CN_POLICY_NO_STALE)))
+        return false;
+    int64_t now = (int64_t)time(NULL);
+    int64_t age = cn_policy_current_age(&o->meta, now);
+    if (request_refuses_stale(&s->cc->req_cc, &o->meta, age))
+        return false;
+    if (cn_policy_stale_if_error(&o->meta, &s->cc->req_cc, now))
+        return true;
+    uint64_t max_ms = s->route->cache->stale_if_unreachable_ms;
+    int64_t staleness = CN_MAX(0, age - o->meta.lifetime);
+    return cause == CAUSE_UNREACHABLE && (uint64_t)staleness * 1000 <= max_ms && max_ms > 0;
+}
+
+static void
+serve_stale(cn_session_t *s, stale_cause_t cause, unsigned fwd_status)
+{
+    struct cn_cached *cc = s->cc;
+    cc->cause = cause;
+    cc->fwd_status = fwd_status;
+    cc->miss = false;
+    s->cache_status = "STALE";
+    s->src_ops = NULL;
+    serve_object(s, cc->stale, OUT_STALE);
+}
+
+/* A waiter whose leader answered stale: the same answer when this request allows it, else
+ * a fetch of its own. */
+static void
+stale_after_fill(cn_session_t *s, cn_fill_state_t state)
+{
+    struct cn_cached *cc = s->cc;
+    stale_cause_t cause = state == CN_FILL_UNREACHABLE ? CAUSE_UNREACHABLE : CAUSE_ERROR;
+    drop_fill(cc);
+    cc->want_complete = false;
+    if (!may_serve_stale(s, cc->stale, cause)) {
+        fetch_alone(s, true, OUT_MISS);
+        return;
+    }
+    cc->collapsed = true;
+    serve_stale(s, cause, 0);
+}
+
 static void
 on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
 {
@@ -820,6 +922,11 @@ on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
     if (o != NULL)
         cn_cache_obj_ref(o);
     pthread_mutex_unlock(&f->lock);
+    if (state == CN_FILL_UNREACHABLE || state == CN_FILL_ORIGIN_ERROR) {
+        cn_cache_obj_unref(o);
+        stale_after_fill(s, state);
+        return;
+    }
     if (cc->want_complete && state == CN_FILL_STREAMING) {
         cn_cache_obj_unref(o); /* a Range waiter answers from the complete object */
         return;
@@ -871,6 +978,9 @@ on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
     case CN_FILL_FAILED:
         fetch_alone(s, true, OUT_MISS);
         break;
+    case CN_FILL_UNREACHABLE:
+    case CN_FILL_ORIGIN_ERROR:
+        break; /* answered above */
     }
     cn_cache_obj_unref(o);
 }
@@ -1325,6 +1435,26 @@ pass_worthy(const char *why)
     return false;
 }
 
+/* RFC 5861 §4: the origin answered @status (500, 502, 503 or 504) and the stored object may
+ * answer instead. The error is neither stored over it nor relayed (its body is dropped with
+ * the connection); the fill's waiters are told so that they may answer stale too. */
+static cn_cached_head_result_t
+stale_for_error_status(cn_session_t *s, unsigned status)
+{
+    struct cn_cached *cc = s->cc;
+    CN_LOG_INFO(s->id, "origin answered %u: serving the stored object (stale-if-error)", status);
+    finish_fill(cc, CN_FILL_ORIGIN_ERROR);
+    cc->miss = false;
+    if (s->background || cc->detached)
+        return CN_CACHED_ABANDON; /* nobody to answer; the stored object stays */
+    cc->cause = CAUSE_ERROR;
+    cc->fwd_status = status;
+    s->cache_status = "STALE";
+    cn_cache_obj_ref(cc->stale);
+    cc->taken = cc->stale; /* served by cn_cached_serve_taken, as a 304 would be */
+    return CN_CACHED_TAKEN;
+}
+
 cn_cached_head_result_t
 cn_cached_upstream_head(cn_session_t *s)
 {
@@ -1346,6 +1476,10 @@ cn_cached_upstream_head(cn_session_t *s)
         }
         return CN_CACHED_STREAM;
     }
+    cc->got_head = true;
+    if (cc->stale != NULL && cn_policy_status_is_error(status) &&
+        may_serve_stale(s, cc->stale, CAUSE_ERROR))
+        return stale_for_error_status(s, status);
     if (!cc->miss)
         return CN_CACHED_STREAM;
     if (cc->revalidating && status == 304) {
@@ -1488,13 +1622,19 @@ cn_cached_upstream_error(cn_session_t *s, unsigned status)
 {
     struct cn_cached *cc = s->cc;
     (void)status;
-    if (cc == NULL || cc->stale == NULL || s->resp_started || s->stale_policy < 0 || s->background)
+    if (cc == NULL || cc->stale == NULL || s->resp_started)
         return false;
-    if (!cn_policy_stale_if_error(&cc->stale->meta, &cc->req_cc, (int64_t)time(NULL)))
+    stale_cause_t cause =
+        !cc->got_head && origin_unreachable(s->last_err) ? CAUSE_UNREACHABLE : CAUSE_ERROR;
+    if (!may_serve_stale(s, cc->stale, cause))
         return false;
-    s->cache_status = "STALE";
-    cc->miss = false;
-    serve_object(s, cc->stale, OUT_STALE);
+    CN_LOG_INFO(s->id, "origin failed (%s): serving the stored object stale",
+                cairn_err_name(s->last_err));
+    if (cc->fill == NULL) /* nothing reached the waiters: they may answer stale too */
+        finish_fill(cc, cause == CAUSE_UNREACHABLE ? CN_FILL_UNREACHABLE : CN_FILL_ORIGIN_ERROR);
+    if (s->background)
+        return false; /* no client; the stored object stays */
+    serve_stale(s, cause, 0);
     return true;
 }
 
@@ -1504,7 +1644,7 @@ cn_cached_serve_taken(cn_session_t *s)
     struct cn_cached *cc = s->cc;
     cn_cache_obj_t *o = cc->taken;
     cc->taken = NULL;
-    serve_object(s, o, OUT_REVALIDATED);
+    serve_object(s, o, cc->cause != CAUSE_NONE ? OUT_STALE : OUT_REVALIDATED);
     cn_cache_obj_unref(o); /* the local reference; serve_object keeps its own */
 }
 
@@ -1583,6 +1723,19 @@ cn_cached_status_header(cn_session_t *s)
         return;
     char buf[160];
     int n;
+    if (cc->outcome == OUT_STALE && cc->cause != CAUSE_NONE) {
+        /* Stale in place of a failed origin: hit (the answer is stored), fwd=stale (the
+         * request did go forward), and why. */
+        char fs[24] = "";
+        if (cc->fwd_status != 0)
+            snprintf(fs, sizeof(fs), "; fwd-status=%u", cc->fwd_status);
+        n = snprintf(buf, sizeof(buf), "cairn; hit; fwd=stale%s; ttl=%lld%s; detail=%s", fs,
+                     (long long)cc->ttl, cc->collapsed ? "; collapsed" : "",
+                     cc->cause == CAUSE_UNREACHABLE ? "origin-unreachable" : "origin-error");
+        cn_headers_set_copy(&s->resp.headers, CAIRN_IOV_LIT("Cache-Status"),
+                            cn_iov(buf, (size_t)CN_MIN((size_t)n, sizeof(buf) - 1)));
+        return;
+    }
     switch (cc->outcome) {
     case OUT_HIT:
     case OUT_STALE: {

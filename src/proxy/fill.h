@@ -23,6 +23,11 @@ typedef enum cn_fill_state {
     CN_FILL_PASS,        /* the response is not cacheable: fetch on your own */
     CN_FILL_FAILED,      /* the fetch failed after the head: abort */
     CN_FILL_BUSY,        /* the fetch never got an origin slot (queue_timeout): 503 */
+    /* Before the head, the leader answered its client with the stale object because the
+     * origin failed: each waiter does the same when its own request allows it (RFC 9111
+     * §4.2.4, RFC 5861 §4), else it fetches on its own. */
+    CN_FILL_UNREACHABLE,  /* connect failure, reset or close before a head, timeout */
+    CN_FILL_ORIGIN_ERROR, /* a 500, 502, 503 or 504 answer (not stored) */
 } cn_fill_state_t;
 
 /** What a waiter is told on its own thread. */
@@ -80,7 +85,8 @@ void cn_fill_publish_head(cn_fill_t *f, uint64_t gen, cn_cache_obj_t *obj);
 /** Leader: body bytes appended to the object (under the fill lock). False when the object
  *  would exceed @max (the fill then fails). */
 bool cn_fill_append(cn_fill_t *f, uint64_t gen, const char *p, size_t n, uint64_t max);
-/** Leader: end of the fetch with @state (DONE, PASS or FAILED). Before the head, FAILED
+/** Leader: end of the fetch with @state (DONE, PASS, FAILED, or before the head BUSY,
+ *  UNREACHABLE, ORIGIN_ERROR). Before the head, FAILED
  *  hands leadership to the oldest waiter instead of failing them. The fill leaves the table. */
 void cn_fill_finish(cn_fill_t *f, uint64_t gen, cn_fill_state_t state);
 /** A waiter takes over a fill whose leader made no progress for @stall_ns; returns the new

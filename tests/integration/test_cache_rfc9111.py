@@ -8,6 +8,7 @@ that stores them all and then waits once (AGE_WAIT seconds).
 Cache-Status (RFC 9211) values checked, as documented for this build:
   fresh hit          cairn; hit; ttl=N            (N = lifetime - age; the Age header = age)
   stale served       cairn; hit; ttl=-N
+  stale, origin down cairn; hit; fwd=stale; ttl=-N; detail=origin-unreachable
   miss, stored       cairn; fwd=uri-miss; fwd-status=S; stored
   miss, not stored   cairn; fwd=uri-miss; fwd-status=S; detail=<reason>
   revalidated (304)  cairn; fwd=stale; fwd-status=304; ttl=N
@@ -63,6 +64,7 @@ def resolve_dates(behaviours, now):
             b.headers = [(k, http_date(now + v.offset) if isinstance(v, Rel) else v) for k, v in hs]
 
 HIT_RE = re.compile(r"^cairn; hit; ttl=(-?\d+)$")
+STALE_DOWN_RE = re.compile(r"^cairn; hit; fwd=stale; ttl=(-\d+); detail=origin-unreachable$")
 REVAL_RE = re.compile(r"^cairn; fwd=stale; fwd-status=304; ttl=(-?\d+)$")
 MISS_STORED = "cairn; fwd=uri-miss; fwd-status={}; stored"
 MISS_DETAIL = "cairn; fwd=uri-miss; fwd-status={}; detail={}"
@@ -802,12 +804,15 @@ def test_revalidation_answered_200_replaces(aged):
     assert r2.body == b"version two\n" and r2.header("ETag") == '"v2"', r2
 
 
+# A reset or a timeout leaves the cache disconnected: within stale_if_unreachable (1h by
+# default) the stale object answers whatever stale-if-error says (RFC 9111 §4.2.4), unless
+# must-revalidate forbids it. test_cache_stale_on_error.py has the rest.
 @pytest.mark.parametrize("path,expect_stale,expect_status", [
     ("/aged/sie-reset", True, 200),
     ("/aged/sie-timeout", True, 200),
-    ("/aged/sie-window-over", False, 502),
+    ("/aged/sie-window-over", True, 200),
     ("/aged/sie-must-revalidate", False, 502),
-    ("/aged/no-sie", False, 502),
+    ("/aged/no-sie", True, 200),
 ])
 def test_stale_if_error(aged, path, expect_stale, expect_status):
     t0 = time.monotonic()
@@ -816,9 +821,8 @@ def test_stale_if_error(aged, path, expect_stale, expect_status):
     assert n_origin(aged, path) >= 2, "the origin was not asked before falling back"
     if expect_stale:
         assert r.status == 200 and r.body == ROUTES[path].behaviours[0].body, \
-            f"stale-if-error=60: expected the stale object, got {r!r}"
-        ttl = hit_ttl(r, "stale-if-error")
-        assert ttl < 0, f"a stale object's Cache-Status ttl should be negative, got {ttl}"
+            f"origin unreachable: expected the stale object, got {r!r}"
+        assert STALE_DOWN_RE.match(cstatus(r)), f"{path}: Cache-Status {cstatus(r)!r}"
         assert took < 5
     else:
         if path == "/aged/sie-timeout":
@@ -831,4 +835,4 @@ def test_stale_if_error_origin_down(aged):
     aged.down.stop()
     r = get(aged.c.port, DOWN_PATH, timeout=10)
     assert r.status == 200 and r.body == b"sie down\n", f"origin down, stale-if-error=60: {r!r}"
-    assert hit_ttl(r, "origin down") < 0
+    assert STALE_DOWN_RE.match(cstatus(r)), f"origin down: Cache-Status {cstatus(r)!r}"
