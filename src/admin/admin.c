@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Admin endpoints on the main thread: /healthz, /readyz, /metrics (Prometheus text), /config
- * (the running configuration, secrets redacted), /upstreams (JSON) and POST /config/reload.
+ * (the running configuration, secrets redacted), /upstreams (JSON), POST /config/reload,
+ * /cache/stats (JSON) and POST /cache/purge.
  * Each exchange is answered at once from memory owned by the exchange (its request arena and
  * one output buffer freed with it). When admin.token is set, every endpoint but /healthz
  * wants "Authorization: Bearer <token>". */
@@ -475,8 +476,10 @@ upstream_json(cn_server_t *srv, const cn_conf_upstream_t *up, const cn_metrics_t
     limiter_stats(srv, up->name, &ls);
     json_object_set_new(j, "fetches_in_flight", json_integer((json_int_t)ls.in_flight));
     json_object_set_new(j, "fetches_queued", json_integer((json_int_t)ls.queued));
+    /* The population of cairn_origin_fetch_queue_wait_seconds, plus the slots taken at once. */
     json_object_set_new(j, "queue",
-                        json_pack("{s:I, s:I, s:I, s:I}", "admitted", (json_int_t)ls.acquired,
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "immediate",
+                                  (json_int_t)ls.immediate, "admitted", (json_int_t)ls.admitted,
                                   "timeout", (json_int_t)ls.timeouts, "gone",
                                   (json_int_t)ls.canceled, "wait_ms_total",
                                   (json_int_t)(ls.wait_ns_total / 1000000u)));

@@ -70,6 +70,15 @@ wait_unref(cn_slot_wait_t *w)
         cn_free(w);
 }
 
+/* Under the lock: the wait of @e ended (its owner's thread decides how: admitted when the
+ * grant reaches it, timeout or gone when it leaves first). */
+static void
+count_wait(cn_limiter_t *l, const cn_slot_wait_t *e, uint64_t *outcome)
+{
+    (*outcome)++;
+    l->st.wait_ns_total += cn_time_now_ns() - e->queued_ns;
+}
+
 static void
 deliver_grant(cn_worker_t *w, void *arg)
 {
@@ -77,6 +86,8 @@ deliver_grant(cn_worker_t *w, void *arg)
     (void)w;
     pthread_mutex_lock(&e->l->lock);
     bool canceled = e->state == W_CANCELED;
+    if (!canceled)
+        count_wait(e->l, e, &e->l->st.admitted);
     pthread_mutex_unlock(&e->l->lock);
     if (canceled) {
         cn_limiter_release(e->l); /* its owner left after the grant was sent */
@@ -94,7 +105,7 @@ cn_limiter_acquire(cn_limiter_t *l, uint32_t max, cn_worker_t *w, cn_slot_grante
     pthread_mutex_lock(&l->lock);
     if (max == 0 || l->in_flight < max) {
         l->in_flight++;
-        l->st.acquired++;
+        l->st.immediate++;
         pthread_mutex_unlock(&l->lock);
         return true;
     }
@@ -132,11 +143,9 @@ cn_limiter_cancel(cn_limiter_t *l, cn_slot_wait_t *e, bool timeout)
         if (l->tail == e)
             l->tail = prev;
         l->st.queued--;
-        if (timeout)
-            l->st.timeouts++;
-        else
-            l->st.canceled++;
     }
+    if (e->state != W_CANCELED)
+        count_wait(l, e, timeout ? &l->st.timeouts : &l->st.canceled);
     e->state = W_CANCELED; /* a grant on its way will give the slot back */
     pthread_mutex_unlock(&l->lock);
     if (was_queued)
@@ -160,10 +169,8 @@ cn_limiter_release(cn_limiter_t *l)
     l->head = e->next;
     if (l->head == NULL)
         l->tail = NULL;
-    e->state = W_GRANTED;
+    e->state = W_GRANTED; /* admitted when the grant reaches its owner (deliver_grant) */
     l->st.queued--;
-    l->st.acquired++;
-    l->st.wait_ns_total += cn_time_now_ns() - e->queued_ns;
     pthread_mutex_unlock(&l->lock);
     cn_worker_post(e->w, deliver_grant, e); /* the queue's reference moves to the message */
 }

@@ -14,11 +14,15 @@ typedef struct cn_slot_wait cn_slot_wait_t;
  *  after it (the owner must forget its pointer). */
 typedef void (*cn_slot_granted_cb)(void *arg);
 
+/* The queue counters have the population of cairn_origin_fetch_queue_wait_seconds: entries
+ * that waited in the queue, by how the wait ended (admitted, timeout, gone). A slot taken at
+ * once never waited: it counts in @immediate only. */
 typedef struct cn_limiter_stats {
     uint64_t in_flight;
     uint64_t queued;
-    uint64_t acquired, timeouts, canceled; /* queue outcomes */
-    uint64_t wait_ns_total;                /* summed queue wait of acquired entries */
+    uint64_t immediate;                    /* slots taken without queueing */
+    uint64_t admitted, timeouts, canceled; /* queue outcomes */
+    uint64_t wait_ns_total;                /* summed wait of every queued entry, any outcome */
 } cn_limiter_stats_t;
 
 cn_limiter_t *cn_limiter_new(const char *upstream);
@@ -31,7 +35,8 @@ bool cn_limiter_acquire(cn_limiter_t *l, uint32_t max, cn_worker_t *w, cn_slot_g
                         void *arg, cn_slot_wait_t **wait);
 /** Leaves the queue (client gone, or @timeout); the caller does not hold a slot afterwards
  *  and its grant callback never runs (a grant already on its way gives the slot back when it
- *  arrives). Returns true when the entry was still queued. Call on @w's thread. */
+ *  arrives). The wait counts as a timeout or gone either way, as the caller saw it. Returns
+ *  true when the entry was still queued. Call on @w's thread. */
 bool cn_limiter_cancel(cn_limiter_t *l, cn_slot_wait_t *wait, bool timeout);
 /** Gives a slot back; the oldest queued entry gets it. Any thread. */
 void cn_limiter_release(cn_limiter_t *l);
