@@ -333,14 +333,18 @@ static const cn_conf_field_t upstream_fields[] = {
                 "Extra attempts on another peer when a connection fails before any response "
                 "byte (idempotent requests only)."),
     CN_CONF_U32("max_in_flight", cn_conf_upstream_t, max_in_flight, "0", 0, 0,
-                "Most concurrent requests to this upstream; more wait in a queue; 0 = "
-                "unlimited."),
+                "Most concurrent origin fetches of this upstream, across workers: cache fills "
+                "(leaders of cacheable misses and revalidations; hits and coalesced waiters take "
+                "no slot) and, only with pass_takes_slot, passes. Others wait in a FIFO queue "
+                "(queue_timeout); 0 = unlimited."),
     CN_CONF_MSEC("queue_timeout", cn_conf_upstream_t, queue_timeout_ms, "10s", 1, 0,
                  "Longest wait in the max_in_flight queue (503 after it)."),
     CN_CONF_U32("retry_after", cn_conf_upstream_t, retry_after, "1", 0, 86400,
                 "Retry-After value, in seconds, of the 503 sent on a queue timeout."),
     CN_CONF_BOOL("pass_takes_slot", cn_conf_upstream_t, pass_takes_slot, "false",
-                 "Whether uncacheable (pass) requests count against max_in_flight."),
+                 "Whether passes count against max_in_flight: every request on a route without "
+                 "a cache, and on caching routes uncacheable requests (no-store, hit-for-pass, "
+                 "range bypass) and unsafe methods. false: passes are never limited."),
     CN_CONF_U32("keepalive_pool", cn_conf_upstream_t, keepalive_pool, "64", 0, 100000,
                 "Idle connections kept per worker for reuse; 0 = no reuse."),
     CN_CONF_MSEC("keepalive_idle", cn_conf_upstream_t, keepalive_idle_ms, "60s", 1, 0,

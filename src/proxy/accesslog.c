@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/str.h"
 #include "core/time.h"
+#include "proxy/cached.h"
 #include "proxy/session.h"
 
 static int log_fd = -1;
@@ -143,7 +144,7 @@ format_json(cn_session_t *s, char *line, size_t cap, unsigned status, double dur
            s->upstream_connect_ns / 1e6, s->upstream_header_ns / 1e6,
            s->upstream_reused ? "true" : "false");
     APPEND_JSON_STR("cache", cn_iov_cstr(s->cache_status ? s->cache_status : "-"));
-    APPEND(",\"lock_wait_ms\":0");
+    APPEND(",\"lock_wait_ms\":%.3f", cn_cached_lock_wait_ns(s) / 1e6);
     if (s->error != NULL)
         APPEND_JSON_STR("error", cn_iov_cstr(s->error));
     APPEND("}\n");

@@ -67,6 +67,8 @@ struct cn_cached {
     bool stored;
     bool head_as_get;   /* a HEAD miss fetched with GET so the object can be stored */
     const char *detail; /* why the response was not stored */
+    /* What the origin answered; 0 when it never did (the response is cairn's own). */
+    unsigned origin_status;
     cache_outcome_t outcome;
     int64_t ttl; /* remaining freshness of what was served (negative = stale) */
     int64_t request_time;
@@ -86,6 +88,10 @@ struct cn_cached {
     uint64_t sent;     /* body bytes of the fill object already handed out */
     uv_timer_t *timer; /* wait_timeout / age_timeout while waiting */
     uint64_t wait_start_ns;
+    /* Summed waits on fills (the access log's lock_wait_ms); wait_start_ns is 0 when not
+     * waiting. fetched_full: a Range miss waiting on the full fetch it started. */
+    uint64_t lock_wait_ns;
+    bool fetched_full;
     unsigned restarts;
     /* origin backpressure */
     cn_limiter_t *limiter;
@@ -496,16 +502,30 @@ close_timer(uv_timer_t **t)
     }
 }
 
+/* The wait on a fill is over: answered from it (its head is there), leading, or given up.
+ * cairn_cache_lock_wait_seconds and the access log's lock_wait_ms get the same time;
+ * streaming the body from the fill afterwards is not waiting. */
+static void
+end_wait(struct cn_cached *cc)
+{
+    if (cc->wait_start_ns == 0)
+        return;
+    uint64_t waited = cn_time_now_ns() - cc->wait_start_ns;
+    cc->wait_start_ns = 0;
+    cc->lock_wait_ns += waited;
+    cn_metrics_cache_lock_waiters(cc->owner->w->metrics, -1);
+    cn_metrics_cache_lock_wait(cc->owner->w->metrics, waited);
+}
+
 /* Stops waiting (the fill reference is kept for a leader, dropped otherwise). */
 static void
 leave_fill(struct cn_cached *cc)
 {
     close_timer(&cc->timer);
+    end_wait(cc);
     if (cc->wt != NULL) {
         cn_fill_leave(cc->fill_ref, cc->wt);
         cc->wt = NULL;
-        cn_metrics_cache_lock_waiters(cc->owner->w->metrics, -1);
-        cn_metrics_cache_lock_wait(cc->owner->w->metrics, cn_time_now_ns() - cc->wait_start_ns);
     }
 }
 
@@ -635,6 +655,7 @@ on_queue_timeout(uv_timer_t *t)
     s->src_ops = NULL;
     s->retry_after = up->retry_after;
     s->upstream_name = up->name;
+    cc->detail = "queue-timeout";
     char *why = cn_arena_xalloc(s->arena, 96);
     snprintf(why, 96, "origin queue timeout (max_in_flight %u)", up->max_in_flight);
     cn_session_error(s, 503, why);
@@ -781,6 +802,7 @@ start_streaming(cn_session_t *s, cn_cache_obj_t *o)
 {
     struct cn_cached *cc = s->cc;
     close_timer(&cc->timer);
+    end_wait(cc);
     cc->streaming = true;
     cc->outcome = OUT_COALESCED;
     s->cache_status = "COALESCED";
@@ -901,6 +923,28 @@ stale_after_fill(cn_session_t *s, cn_fill_state_t state)
     serve_stale(s, cause, 0);
 }
 
+/* range: fetch_full: the complete object of the fill answers the Range request. It was not in
+ * the cache when the request came: a miss (expired when a stale object was there) for the
+ * request that started the fetch, coalesced for one that joined it; not a second lookup, and
+ * not a hit. Without a usable object (a 304 refreshed the stored one) the cache is asked. */
+static void
+serve_full_fetch(cn_session_t *s, cn_cache_obj_t *o)
+{
+    struct cn_cached *cc = s->cc;
+    if (o == NULL || !o->complete || !cn_cache_obj_matches(o, &s->req->headers)) {
+        lookup_and_go(s);
+        return;
+    }
+    cc->origin_status = o->status;
+    if (!cc->fetched_full) {
+        s->cache_status = "COALESCED";
+        serve_object(s, o, OUT_COALESCED);
+        return;
+    }
+    s->cache_status = cc->stale != NULL ? "EXPIRED" : "MISS";
+    serve_object(s, o, cc->stale != NULL ? OUT_REFRESHED : OUT_MISS);
+}
+
 static void
 on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
 {
@@ -932,10 +976,10 @@ on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
         return;
     }
     if (cc->want_complete && state == CN_FILL_DONE) {
-        cn_cache_obj_unref(o);
         drop_fill(cc);
         cc->want_complete = false;
-        lookup_and_go(s); /* finds the stored object and answers the range from it */
+        serve_full_fetch(s, o);
+        cn_cache_obj_unref(o);
         return;
     }
     if (cc->want_complete && state != CN_FILL_PENDING) {
@@ -972,6 +1016,7 @@ on_fill_event(void *session, cn_fill_t *f, cn_fill_event_t ev)
         const cn_conf_upstream_t *up = upstream_of(s);
         s->retry_after = up != NULL ? up->retry_after : 1;
         s->upstream_name = up != NULL ? up->name : NULL;
+        cc->detail = "queue-timeout";
         cn_session_error(s, 503, "the fill this request waited on timed out in the origin queue");
         break;
     }
@@ -1025,7 +1070,7 @@ wait_for_fill(cn_session_t *s, cn_fill_t *f)
     uv_timer_start(cc->timer, on_wait_timer, CN_MIN(period, tick), tick);
     s->src_ops = &fill_ops; /* cancel: leave the fill at once when the client goes */
     s->src = cc;
-    s->cache_status = "COALESCED";
+    s->cache_status = cc->fetched_full ? s->cache_status : "COALESCED";
     /* The fill may already be streaming: look now, not only at the next notification. */
     on_fill_event(s, f, CN_FILL_EV_PROGRESS);
 }
@@ -1167,6 +1212,7 @@ lookup_and_go(cn_session_t *s)
             fetch_in_background(s, NULL, f);
         }
         cc->want_complete = true;
+        cc->fetched_full = leader;
         wait_for_fill(s, f);
         return;
     }
@@ -1247,12 +1293,29 @@ cn_cached_start(cn_session_t *s)
         cc->outcome = OUT_BYPASS;
         s->cache_status = "PASS";
         cc->invalidate = !cn_policy_method_is_safe(s->req->method);
-        cn_action_proxy(s);
+        begin_fetch(s, upstream_of(s) != NULL && upstream_of(s)->pass_takes_slot); /* a pass */
         return;
     }
     cn_cc_parse_request(&cc->req_cc, &s->req->headers);
     cc->no_store = (cc->req_cc.flags & CN_CC_NO_STORE);
     lookup_and_go(s);
+}
+
+bool
+cn_cached_pass(cn_session_t *s)
+{
+    const cn_conf_upstream_t *up = upstream_of(s);
+    if (up == NULL || !up->pass_takes_slot || up->max_in_flight == 0)
+        return false;
+    /* Only the origin limiter of the cache flow is used: no key, no lookup, no Cache-Status. */
+    struct cn_cached *cc = cn_arena_xalloc(s->arena, sizeof(*cc));
+    memset(cc, 0, sizeof(*cc));
+    s->cc = cc;
+    cc->owner = s;
+    cc->outcome = OUT_BYPASS;
+    cc->request_time = (int64_t)time(NULL);
+    begin_fetch(s, true); /* back to cn_action_proxy once the slot is held */
+    return true;
 }
 
 void
@@ -1462,6 +1525,7 @@ cn_cached_upstream_head(cn_session_t *s)
     if (cc == NULL)
         return CN_CACHED_STREAM;
     unsigned status = s->resp.status;
+    cc->origin_status = status;
     if (cc->invalidate) {
         if (cn_policy_invalidates(s->req->method, status)) {
             /* The effective request URI, query included, and same-origin Location and
@@ -1648,6 +1712,12 @@ cn_cached_serve_taken(cn_session_t *s)
     cn_cache_obj_unref(o); /* the local reference; serve_object keeps its own */
 }
 
+uint64_t
+cn_cached_lock_wait_ns(const cn_session_t *s)
+{
+    return s->cc != NULL ? s->cc->lock_wait_ns : 0;
+}
+
 void
 cn_cached_abandoned(cn_session_t *s)
 {
@@ -1715,11 +1785,50 @@ cn_cached_end(cn_session_t *s)
     cc->fill = cc->hit = cc->stale = NULL;
 }
 
+/* Why cairn answered a forwarded request itself: a Cache-Status detail token. */
+static const char *
+own_answer_detail(const cn_session_t *s)
+{
+    const struct cn_cached *cc = s->cc;
+    switch (s->last_err) {
+    case CAIRN_OK:
+        return cc->detail != NULL ? cc->detail : "internal-error"; /* e.g. queue-timeout */
+    case CAIRN_ETIMEDOUT:
+        return "upstream-timeout";
+    case CAIRN_ECONNREFUSED:
+    case CAIRN_ENOENT:
+        return "upstream-connect";
+    case CAIRN_ECLOSED:
+    case CAIRN_ERESET:
+        return "upstream-closed";
+    case CAIRN_EPROTO:
+    case CAIRN_ETOOBIG:
+        return "upstream-protocol";
+    default:
+        return "upstream-error";
+    }
+}
+
+/* Cache-Status of a forwarded request. fwd-status is what the origin answered (RFC 9211
+ * §2.5), which is not always what the client gets (a Range answered from the full fetch); a
+ * response cairn made itself (queue timeout, connect failure, timeout) has none, and its
+ * detail says why. */
+static int
+format_forwarded(const cn_session_t *s, char *buf, size_t cap, const char *fwd, const char *detail)
+{
+    const struct cn_cached *cc = s->cc;
+    if (cc->origin_status == 0)
+        return snprintf(buf, cap, "cairn; fwd=%s; detail=%s", fwd, own_answer_detail(s));
+    return snprintf(buf, cap, "cairn; fwd=%s; fwd-status=%u%s%s%s", fwd, cc->origin_status,
+                    cc->fill != NULL || cc->stored ? "; stored" : "", detail ? "; detail=" : "",
+                    detail ? detail : "");
+}
+
 void
 cn_cached_status_header(cn_session_t *s)
 {
     struct cn_cached *cc = s->cc;
-    if (cc == NULL)
+    if (cc == NULL || s->route->cache == NULL) /* no cache: only the origin limiter was used */
         return;
     char buf[160];
     int n;
@@ -1764,20 +1873,19 @@ cn_cached_status_header(cn_session_t *s)
                      (long long)cc->ttl);
         break;
     case OUT_PASS:
-        n = snprintf(buf, sizeof(buf), "cairn; fwd=uri-miss; fwd-status=%u; detail=hit-for-pass",
-                     s->resp.status);
+        n = format_forwarded(s, buf, sizeof(buf), "uri-miss", "hit-for-pass");
         break;
     case OUT_MISS:
     case OUT_VARY_MISS:
     case OUT_REFRESHED:
     case OUT_NONE:
     default:
-        n = snprintf(buf, sizeof(buf), "cairn; fwd=%s; fwd-status=%u%s%s%s",
-                     cc->outcome == OUT_REFRESHED                                    ? "stale"
-                     : (cc->req_cc.flags & (CN_CC_NO_CACHE | CN_CC_PRAGMA_NO_CACHE)) ? "request"
-                                                                                     : "uri-miss",
-                     s->resp.status, cc->fill != NULL || cc->stored ? "; stored" : "",
-                     cc->detail ? "; detail=" : "", cc->detail ? cc->detail : "");
+        n = format_forwarded(s, buf, sizeof(buf),
+                             cc->outcome == OUT_REFRESHED ? "stale"
+                             : (cc->req_cc.flags & (CN_CC_NO_CACHE | CN_CC_PRAGMA_NO_CACHE))
+                                 ? "request"
+                                 : "uri-miss",
+                             cc->detail);
         break;
     }
     cn_headers_set_copy(&s->resp.headers, CAIRN_IOV_LIT("Cache-Status"),

@@ -16,6 +16,11 @@ typedef enum cn_cached_head_result {
 
 /** Entry for GET/HEAD and unsafe methods on a caching route. */
 void cn_cached_start(cn_session_t *s);
+/** A request on a route without a cache is a pass: with the upstream's pass_takes_slot (and
+ *  max_in_flight) it takes an origin slot first, queueing like a cache fill (503 after
+ *  queue_timeout), then comes back to cn_action_proxy. False when no slot is needed (the
+ *  caller proxies at once). */
+bool cn_cached_pass(cn_session_t *s);
 /** Upstream request: conditionals for a revalidation, none (full fetch) for a miss. */
 void cn_cached_upstream_headers(cn_session_t *s, cn_headers_t *h);
 /** The upstream response head arrived (s->resp is filled). */
@@ -35,6 +40,10 @@ bool cn_cached_detach(cn_session_t *s);
 /** After CN_CACHED_TAKEN (and the upstream connection released): answers the client from
  *  the refreshed object. Last call on the session: it may complete and end it. */
 void cn_cached_serve_taken(cn_session_t *s);
+/** Time this request waited on fills (another request's, or the full fetch of a Range miss)
+ *  until it was answered, led the fetch or gave up; what cairn_cache_lock_wait_seconds
+ *  observed for it. 0 off caching routes. */
+uint64_t cn_cached_lock_wait_ns(const cn_session_t *s);
 /** Counts a detached fetch that was stopped because nothing could use it. */
 void cn_cached_abandoned(cn_session_t *s);
 /** The key text a cache with @conf keeps for @url ("http://Host:80/p?q"): what admin

@@ -1078,6 +1078,8 @@ cn_action_proxy(cn_session_t *s)
         cn_session_error(s, 502, "route has no upstream");
         return;
     }
+    if (s->cc == NULL && cn_cached_pass(s))
+        return; /* a route without a cache: pass_takes_slot queues it for an origin slot */
     struct proxy_ctx *px = cn_arena_xalloc(s->arena, sizeof(*px));
     memset(px, 0, sizeof(*px));
     px->s = s;
