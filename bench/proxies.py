@@ -95,7 +95,10 @@ def snapshot_binaries(workdir, origin_bin):
     out = {}
     d = os.path.join(workdir, "bin")
     os.makedirs(d, exist_ok=True)
-    for name, src in (("cairn", Cairn.binary), ("bench_origin", origin_bin)):
+    bins = [("cairn", Cairn.binary), ("bench_origin", origin_bin)]
+    if CairnBase.binary:
+        bins.append(("cairn-base", CairnBase.binary))
+    for name, src in bins:
         dst = os.path.join(d, name)
         shutil.copy2(src, dst)
         with open(dst, "rb") as f:
@@ -103,6 +106,8 @@ def snapshot_binaries(workdir, origin_bin):
         built = datetime.datetime.fromtimestamp(os.stat(dst).st_mtime, datetime.timezone.utc)
         out[name] = {"path": dst, "sha256": digest, "built": built.isoformat(timespec="seconds")}
     Cairn.binary = out["cairn"]["path"]
+    if CairnBase.binary:
+        CairnBase.binary = out["cairn-base"]["path"]
     return out
 
 
@@ -329,4 +334,14 @@ backend be
         return r.stdout.split("\n")[0].split()[2] if r.stdout else ""
 
 
-ADAPTERS = {"cairn": Cairn, "nginx": Nginx, "varnish": Varnish, "haproxy": HAProxy}
+class CairnBase(Cairn):
+    """Another cairn binary (CAIRN_BASE_BIN, e.g. built from an older commit) measured side by
+    side with the current one: `--proxies cairn,cairn-base` gives before/after ratios."""
+    name = "cairn-base"
+    binary = os.environ.get("CAIRN_BASE_BIN", "")
+
+    def version(self):
+        return "base " + os.path.basename(os.path.dirname(self.binary) or "?")
+
+
+ADAPTERS = {"cairn-base": CairnBase, "cairn": Cairn, "nginx": Nginx, "varnish": Varnish, "haproxy": HAProxy}
