@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The server object shared by server.c and worker.c. Private to src/proxy/. */
+/* The server object shared by server.c, server_listen.c, server_reload.c and worker.c, and
+ * what those server files share with each other. Private to src/proxy/. */
 #ifndef CN_PROXY_SERVER_INT_H
 #define CN_PROXY_SERVER_INT_H
 
@@ -162,5 +163,47 @@ int cn_upgrade_read_answer(int conn, char *err, size_t errlen);
 void cn_server_worker_exited(cn_server_t *srv, cn_worker_t *w);
 /** Whether the server is draining (for /readyz). */
 bool cn_server_is_draining(const cn_server_t *srv);
+
+/* ---- shared by server.c, server_listen.c and server_reload.c (main thread) ---------------- */
+
+/* server.c */
+/** Logs @msg as why the start failed, reports "ERR @msg" on the ready fd and, when started
+ *  by an upgrade, tells the old instance (which keeps serving). */
+void cn_srv_fail_start(cn_server_t *srv, const char *msg);
+/** Starts a graceful or fast stop (again: only a graceful one can become fast). */
+void cn_srv_begin_stop(cn_server_t *srv, bool graceful);
+/** Creates the caches @cfg names that the server does not have yet. */
+void cn_srv_create_missing_caches(cn_server_t *srv, const cn_config_t *cfg);
+/** Publishes srv->caches to the workers; returns the view it replaces. */
+cn_cache_view_t *cn_srv_publish_caches(cn_server_t *srv);
+
+/* server_listen.c */
+/** Same family, address and port (or unix path). */
+bool cn_srv_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+/** @name copied once for the server's life (connections borrow it); NULL stays NULL. */
+const char *cn_srv_intern_name(cn_server_t *srv, const char *name);
+/** A new table entry for @cl, with a fresh id and no socket yet. */
+void cn_srv_listener_init(cn_server_t *srv, cn_srv_listener_t *l, const cn_conf_listener_t *cl);
+/** Frees the table entry; the sockets are the workers' (or already closed). */
+void cn_srv_listener_fini(cn_srv_listener_t *l);
+/** Closes @l's sockets (before the workers own them). */
+void cn_srv_listener_close_fds(cn_srv_listener_t *l);
+/** Gives workers @from.. a socket each; @err says why not. */
+cairn_err_t cn_srv_listener_bind(cn_server_t *srv, cn_srv_listener_t *l, unsigned from, char *err,
+                                 size_t errlen);
+/** True when @fd is a listening socket bound to @ss. */
+bool cn_srv_fd_listens_on(int fd, const struct sockaddr_storage *ss);
+void cn_srv_close_all_listener_fds(cn_server_t *srv);
+/** Builds srv->listeners at start, from the configuration and the sockets @inh inherited from
+ *  an upgraded instance (those taken are set to -1). */
+cairn_err_t cn_srv_bind_listeners(cn_server_t *srv, cn_upgrade_fd_t *inh, size_t n_inh);
+/** Closes the inherited sockets nobody took; @log names each one. */
+void cn_srv_close_inherited(cn_upgrade_fd_t *inh, size_t n_inh, bool log);
+/** `cairn -u`: waits for the running instance to send its sockets. */
+cairn_err_t cn_srv_receive_sockets(cn_server_t *srv, cn_upgrade_fd_t **inh, size_t *n_inh);
+/** SIGQUIT: sends the listening sockets to a new process; drains once it answers "OK". */
+void cn_srv_start_handover(cn_server_t *srv);
+/** Ends the hand-over in progress (srv->upgrade), whatever its outcome. */
+void cn_srv_handover_end(cn_server_t *srv);
 
 #endif
