@@ -14,7 +14,6 @@
 #include "metrics/metrics.h"
 #include "proxy/server_int.h"
 #include "proxy/session.h"
-#include "proxy/upstream.h"
 
 struct cn_worker_msg {
     struct cn_worker_msg *next;
@@ -162,7 +161,7 @@ cn_worker_maybe_stop(cn_worker_t *w)
         return;
     w->stopped = true;
     close_listeners(w);
-    cn_upstream_pools_close(w);
+    cn_up_ctx_close(&w->up);
     uv_close((uv_handle_t *)&w->async, NULL);
 }
 
@@ -190,6 +189,7 @@ msg_drain(cn_worker_t *w, void *arg)
 {
     enum drain_mode mode = *(const enum drain_mode *)arg;
     w->draining = true;
+    w->up.draining = true;
     close_listeners(w);
     if (mode == DRAIN_HANDOVER && w->h1.n_conns > 0) {
         /* The drain closes connections that have not sent a request yet; one accepted a
@@ -293,6 +293,7 @@ cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *c
     cn_config_ref(cfg);
     pthread_mutex_init(&w->lock, NULL);
     uv_loop_init(&w->loop);
+    w->up.loop = &w->loop;
     uv_async_init(&w->loop, &w->async, on_async);
     w->async.data = w;
     settings_from_config(&w->h1set, cfg);

@@ -10,10 +10,9 @@
 
 #include "config/config.h"
 #include "http1/http1.h"
+#include "upstream/upstream.h"
 
 typedef void (*cn_worker_fn)(cn_worker_t *w, void *arg);
-
-struct cn_upstream_pool;
 
 typedef struct cn_worker_listener {
     union {
@@ -47,12 +46,11 @@ struct cn_worker {
     cn_h1_server_t h1;
     cn_worker_listener_t *listeners; /* open listening handles, each heap-allocated */
     size_t n_listeners;
-    struct cn_upstream_pool *pools; /* idle upstream connections, per peer */
-    size_t n_sessions;              /* live sessions, including background ones */
+    cn_up_ctx_t up;    /* this thread's upstream state: pools, balancer cursors */
+    size_t n_sessions; /* live sessions, including background ones */
     bool thread_started;
     bool draining;
     bool stopped;
-    uint64_t rr; /* round-robin cursor for peer selection */
     /* This thread's counters (metrics/metrics.h); scrapes on the main thread read them. */
     struct cn_metrics *metrics;
 };
