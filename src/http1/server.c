@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* HTTP/1.1 server connections. States: HEAD (waiting for a request head), ACTIVE (an exchange
- * is with the engine), DISCARD (skipping an unread request body before the next request),
- * LINGER (response sent, write side shut, draining input before close). Responses go out in
- * request order because a new head is parsed only once the previous exchange ended. */
-#include "http1/http1.h"
+/* HTTP/1.1 server connections: accepting, timers, reading and parsing request heads,
+ * dispatching exchanges to the engine, request bodies, discarding unread bodies, linger and
+ * close, drain. The response side (head building, sending, interim responses, write
+ * completion, the end of an exchange, abort) is in server_send.c; what both share is in
+ * server_int.h. States: HEAD (waiting for a request head), ACTIVE (an exchange is with the
+ * engine), DISCARD (skipping an unread request body before the next request), LINGER
+ * (response sent, write side shut, draining input before close). Responses go out in request
+ * order because a new head is parsed only once the previous exchange ended. */
+#include "http1/server_int.h"
 
 #include <stdio.h>
 #include <arpa/inet.h>
@@ -22,61 +26,7 @@
 #include "core/time.h"
 #include "net/net.h"
 
-#define H1_CONN_MAGIC 0x48314331u
 #define H1_LINGER_MS 2000
-#define H1_MAX_IOV 64
-
-enum h1_state { H1_HEAD = 0, H1_ACTIVE, H1_DISCARD, H1_LINGER };
-
-struct h1_exchange {
-    cn_arena_t *arena;
-    cn_http_req_t *req;
-    bool head_request;
-    /* request body */
-    int64_t body_left; /* Content-Length bytes still unread, or -1 with chunked */
-    cn_h1_chunked_t chunked;
-    bool body_chunked;
-    bool body_done;
-    bool body_wanted;    /* the engine is waiting for on_body */
-    size_t body_consume; /* bytes of rbuf handed out in the last on_body */
-    uint64_t body_total;
-    bool sent_continue;
-    /* response */
-    bool head_sent;
-    bool resp_chunked;
-    bool resp_no_body;
-    bool resp_done;
-    bool writing;
-    bool write_eos;
-    cairn_iov_t interim; /* 1xx bytes not yet written: they go first in the next send */
-    char chunk_line[24];
-    cairn_iov_t wiov[H1_MAX_IOV + 5];
-};
-
-struct cn_h1_conn {
-    uint32_t magic;
-    uint8_t state;
-    uint8_t keep_alive : 1; /* may serve another request */
-    uint8_t head_timer : 1; /* header timeout armed for the current head */
-    uint8_t closing : 1;
-    uint8_t is_unix : 1;
-    cn_sock_t sock;
-    uv_timer_t timer;
-    cn_h1_server_t *srv;
-    cn_h1_conn_t *prev, *next;
-    const char *listener;
-    struct h1_exchange *ex; /* only while ACTIVE; in the request arena */
-    cn_http_ds_t *ds;       /* in the request arena */
-    uv_shutdown_t *shut;
-    uint64_t id;
-    int64_t discard_left;
-    cn_h1_chunked_t discard_chunked;
-    bool discard_is_chunked;
-    /* The peer, taken once at accept (20 bytes, not a 128-byte sockaddr_storage). */
-    uint8_t peer_family; /* AF_INET, AF_INET6 or AF_UNIX */
-    uint16_t peer_port;  /* network order */
-    uint8_t peer_addr[16];
-};
 
 /* Connections are recycled per thread (accept-heavy loads allocate one per request). */
 static cn_pool_t conn_pool = CN_POOL_INIT("h1-conn", sizeof(struct cn_h1_conn), 1024);
@@ -107,21 +57,14 @@ cn_h1_headers_put(cn_h1_header_t *h, size_t n)
 
 static void conn_process(cn_h1_conn_t *c);
 static void remember_peer(cn_h1_conn_t *c);
-static void conn_close(cn_h1_conn_t *c, bool reset);
 static void dispatch_error(cn_h1_conn_t *c, unsigned status, const char *why);
-static void discard_body(cn_h1_conn_t *c);
-static void on_write(cn_sock_t *s, cairn_err_t status);
-static void ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, size_t n,
-                    bool eos);
 static void ds_read_body(cn_http_ds_t *ds);
-static void ds_abort(cn_http_ds_t *ds);
-static void ds_send_interim(cn_http_ds_t *ds, unsigned status, const cn_headers_t *headers);
 
 static const cn_http_ds_ops_t h1_ds_ops = {
-    .send = ds_send,
+    .send = h1_ds_send,
     .read_body = ds_read_body,
-    .abort = ds_abort,
-    .send_interim = ds_send_interim,
+    .abort = h1_ds_abort,
+    .send_interim = h1_ds_send_interim,
 };
 
 /* ---- date ------------------------------------------------------------------------------ */
@@ -169,7 +112,7 @@ on_timeout(uv_timer_t *t)
         }
         if (c->sock.rbuf.len == 0 && !c->head_timer) {
             CN_LOG_DEBUG(c->id, "keep-alive timeout, closing connection");
-            conn_close(c, false);
+            h1_conn_close(c, false);
             return;
         }
         /* Slowloris: a head that never completes gets 408 (through the engine, so it is logged). */
@@ -184,12 +127,12 @@ on_timeout(uv_timer_t *t)
             return;
         }
         CN_LOG_DEBUG(c->id, "send timeout, closing connection");
-        conn_close(c, true);
+        h1_conn_close(c, true);
         return;
     case H1_DISCARD:
     case H1_LINGER:
     default:
-        conn_close(c, false);
+        h1_conn_close(c, false);
         return;
     }
     /* Header timeout: answer 408 through the engine. */
@@ -200,8 +143,8 @@ on_timeout(uv_timer_t *t)
     dispatch_error(c, 408, "request header timeout");
 }
 
-static void
-timer_arm(cn_h1_conn_t *c, uint64_t ms)
+void
+h1_timer_arm(cn_h1_conn_t *c, uint64_t ms)
 {
     if (ms == 0)
         uv_timer_stop(&c->timer);
@@ -247,8 +190,8 @@ release_exchange(cn_h1_conn_t *c, bool gone)
     }
 }
 
-static void
-conn_close(cn_h1_conn_t *c, bool reset)
+void
+h1_conn_close(cn_h1_conn_t *c, bool reset)
 {
     if (c->closing)
         return;
@@ -276,18 +219,18 @@ on_shutdown(uv_shutdown_t *req, int status)
 /* After a final response with "Connection: close": send FIN, keep reading (and dropping)
  * what the client still sends for a short time so our close does not turn into an RST that
  * could destroy the response in the client's receive buffer (nginx's lingering close). */
-static void
-conn_linger(cn_h1_conn_t *c)
+void
+h1_conn_linger(cn_h1_conn_t *c)
 {
     c->state = H1_LINGER;
     cn_buf_consume(&c->sock.rbuf, c->sock.rbuf.len);
     if (c->shut == NULL)
         c->shut = cn_xcalloc(1, sizeof(*c->shut));
     if (uv_shutdown(c->shut, &c->sock.u.stream, on_shutdown) != 0) {
-        conn_close(c, false);
+        h1_conn_close(c, false);
         return;
     }
-    timer_arm(c, H1_LINGER_MS);
+    h1_timer_arm(c, H1_LINGER_MS);
     cn_sock_read_start(&c->sock);
 }
 
@@ -301,7 +244,7 @@ on_read(cn_sock_t *s, cairn_err_t status)
     if (status != CAIRN_OK) {
         if (c->state == H1_ACTIVE && c->ex != NULL)
             CN_LOG_DEBUG(c->id, "client closed the connection during the exchange");
-        conn_close(c, false);
+        h1_conn_close(c, false);
         return;
     }
     if (c->state == H1_LINGER) {
@@ -311,23 +254,23 @@ on_read(cn_sock_t *s, cairn_err_t status)
     conn_process(c);
 }
 
-static void
-start_head(cn_h1_conn_t *c)
+void
+h1_start_head(cn_h1_conn_t *c)
 {
     c->state = H1_HEAD;
     c->head_timer = 0;
     if (c->srv->draining) {
-        conn_close(c, false);
+        h1_conn_close(c, false);
         return;
     }
     if (c->sock.rbuf.len == 0) {
         /* Idle keep-alive connections hold no read buffer (STYLE: bounded memory). */
         cn_buf_fini(&c->sock.rbuf);
         c->sock.read_chunk = 0;
-        timer_arm(c, c->srv->settings->keepalive_timeout_ms);
+        h1_timer_arm(c, c->srv->settings->keepalive_timeout_ms);
     } else {
         c->head_timer = 1;
-        timer_arm(c, c->srv->settings->header_timeout_ms);
+        h1_timer_arm(c, c->srv->settings->header_timeout_ms);
     }
     c->sock.rbuf_limit = c->srv->settings->limits.max_head + 1;
     cn_sock_read_start(&c->sock);
@@ -354,7 +297,7 @@ cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, co
     c->listener = name;
     c->sock.data = c;
     c->sock.on_read = on_read;
-    c->sock.on_write = on_write;
+    c->sock.on_write = h1_on_write;
     c->sock.on_close = on_sock_closed;
     uv_timer_init(srv->loop, &c->timer);
     c->timer.data = c;
@@ -376,7 +319,7 @@ cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, co
     /* The first head of a connection gets the header timeout, not the idle one. */
     c->state = H1_HEAD;
     c->head_timer = 1;
-    timer_arm(c, srv->settings->header_timeout_ms);
+    h1_timer_arm(c, srv->settings->header_timeout_ms);
     c->sock.rbuf_limit = srv->settings->limits.max_head + 1;
     cn_sock_read_start(&c->sock);
 }
@@ -494,7 +437,7 @@ dispatch(cn_h1_conn_t *c, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *aren
 {
     c->ex->req = req;
     c->state = H1_ACTIVE;
-    timer_arm(c, 0);
+    h1_timer_arm(c, 0);
     void *session = c->srv->handler->on_request(c->srv->handler_ctx, ds, req, arena);
     /* The engine may already have finished (and released) the exchange synchronously. */
     if (c->ds == ds && ds->session == NULL)
@@ -556,8 +499,8 @@ build_request(cn_h1_conn_t *c, cn_arena_t *arena, const cn_h1_request_t *p, cons
     return req;
 }
 
-static void
-parse_head(cn_h1_conn_t *c)
+void
+h1_parse_head(cn_h1_conn_t *c)
 {
     const cn_h1_settings_t *set = c->srv->settings;
     cn_buf_t *rb = &c->sock.rbuf;
@@ -573,7 +516,7 @@ parse_head(cn_h1_conn_t *c)
         cn_h1_headers_put(hdrs, n_hdrs);
         if (!c->head_timer) {
             c->head_timer = 1;
-            timer_arm(c, set->header_timeout_ms);
+            h1_timer_arm(c, set->header_timeout_ms);
         }
         if (rb->len > set->limits.max_head) {
             cn_sock_read_stop(&c->sock);
@@ -617,7 +560,7 @@ conn_process(cn_h1_conn_t *c)
     switch (c->state) {
     case H1_HEAD:
         if (c->sock.rbuf.len > 0)
-            parse_head(c);
+            h1_parse_head(c);
         return;
     case H1_ACTIVE:
         if (c->ex != NULL && c->ex->body_wanted) {
@@ -628,7 +571,7 @@ conn_process(cn_h1_conn_t *c)
         /* Pipelined bytes wait in the buffer; stop reading when it is full. */
         return;
     case H1_DISCARD:
-        discard_body(c);
+        h1_discard_body(c);
         return;
     default:
         return;
@@ -704,7 +647,7 @@ ds_read_body(cn_http_ds_t *ds)
         ex->sent_continue = true;
         cairn_iov_t v = CAIRN_IOV_LIT(cont);
         if (rb->len == 0 && cn_sock_try_write(&c->sock, &v, 1) != (ssize_t)v.len) {
-            conn_close(c, true);
+            h1_conn_close(c, true);
             return;
         }
     }
@@ -723,7 +666,7 @@ ds_read_body(cn_http_ds_t *ds)
             c->srv->handler->on_body(ds->session, cn_iov(NULL, 0), false, err);
             return;
         }
-        timer_arm(c, 0);
+        h1_timer_arm(c, 0);
         cn_sock_read_stop(&c->sock);
         c->srv->handler->on_body(ds->session, data, ex->body_done, CAIRN_OK);
         return;
@@ -732,13 +675,13 @@ ds_read_body(cn_http_ds_t *ds)
     ex->body_wanted = true;
     c->sock.rbuf_limit = 0;
     c->sock.read_chunk = 65536;
-    timer_arm(c, c->srv->settings->body_timeout_ms);
+    h1_timer_arm(c, c->srv->settings->body_timeout_ms);
     cn_sock_read_start(&c->sock);
 }
 
 /* Skips the rest of a request body the engine did not read, then serves the next request. */
-static void
-discard_body(cn_h1_conn_t *c)
+void
+h1_discard_body(cn_h1_conn_t *c)
 {
     cn_buf_t *rb = &c->sock.rbuf;
     if (!c->discard_is_chunked) {
@@ -753,7 +696,7 @@ discard_body(cn_h1_conn_t *c)
                 cn_h1_chunked_decode(&c->discard_chunked, cn_buf_start(rb), rb->len, &used, &data);
             cn_buf_consume(rb, used);
             if (r == CN_H1_ERROR) {
-                conn_close(c, false);
+                h1_conn_close(c, false);
                 return;
             }
             if (r == CN_H1_INCOMPLETE || used == 0)
@@ -763,297 +706,14 @@ discard_body(cn_h1_conn_t *c)
             c->discard_left = 0;
     }
     if (c->discard_left == 0) {
-        start_head(c);
+        h1_start_head(c);
         if (c->state == H1_HEAD && rb->len > 0)
-            parse_head(c);
+            h1_parse_head(c);
         return;
     }
-    timer_arm(c, c->srv->settings->body_timeout_ms);
+    h1_timer_arm(c, c->srv->settings->body_timeout_ms);
     c->sock.rbuf_limit = 0;
     cn_sock_read_start(&c->sock);
-}
-
-/* ---- response -------------------------------------------------------------------------- */
-
-/* Framing fields are rebuilt for each hop; the engine's copies are dropped. */
-static bool
-skip_header(cairn_iov_t name)
-{
-    switch (name.len) {
-    case 10:
-        return cn_iov_ieq(name, CAIRN_IOV_LIT("connection")) ||
-               cn_iov_ieq(name, CAIRN_IOV_LIT("keep-alive"));
-    case 14:
-        return cn_iov_ieq(name, CAIRN_IOV_LIT("content-length"));
-    case 17:
-        return cn_iov_ieq(name, CAIRN_IOV_LIT("transfer-encoding"));
-    default:
-        return false;
-    }
-}
-
-static char *
-put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
-static cairn_iov_t
-build_head(cn_h1_conn_t *c, const cn_http_resp_t *resp)
-{
-    struct h1_exchange *ex = c->ex;
-    const cn_http_req_t *req = ex->req;
-    const cn_h1_settings_t *set = c->srv->settings;
-    const char *server = set->server_header != NULL ? set->server_header : "";
-    size_t server_len = strlen(server);
-    const char *reason = cn_status_reason(resp->status);
-    size_t reason_len = strlen(reason);
-    bool has_date = false, has_server = false;
-    size_t need = 192 + reason_len + server_len;
-    for (size_t i = 0; i < resp->headers.n; i++) {
-        cairn_iov_t name = resp->headers.items[i].name;
-        need += name.len + resp->headers.items[i].value.len + 4;
-        if (name.len == 4 && cn_iov_ieq(name, CAIRN_IOV_LIT("date")))
-            has_date = true;
-        else if (name.len == 6 && cn_iov_ieq(name, CAIRN_IOV_LIT("server")))
-            has_server = true;
-    }
-    char *const start = cn_arena_xalloc(ex->arena, need);
-    char *p = start;
-    ex->resp_no_body = ex->head_request || cn_status_has_no_body(resp->status);
-    if (c->srv->draining || !req->keep_alive) /* the engine may clear req->keep_alive */
-        c->keep_alive = 0;
-    /* An unread body with Expect: 100-continue that we never acknowledged: the client may
-     * not send it, so the connection cannot be reused safely. */
-    if (!ex->body_done && req->expect_continue && !ex->sent_continue)
-        c->keep_alive = 0;
-    bool chunked = false;
-    unsigned status = resp->status % 1000;
-    char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
-                    (char)('0' + status % 10), ' '};
-    p = PUT_LIT(p, "HTTP/1.1 ");
-    p = put(p, code, sizeof(code));
-    p = put(p, reason, reason_len);
-    p = PUT_LIT(p, "\r\n");
-    if (!has_date) {
-        p = PUT_LIT(p, "Date: ");
-        p = put(p, cn_h1_date_now(), 29);
-        p = PUT_LIT(p, "\r\n");
-    }
-    if (!has_server && server_len > 0) {
-        p = PUT_LIT(p, "Server: ");
-        p = put(p, server, server_len);
-        p = PUT_LIT(p, "\r\n");
-    }
-    for (size_t i = 0; i < resp->headers.n; i++) {
-        const cn_header_t *h = &resp->headers.items[i];
-        if (skip_header(h->name))
-            continue;
-        p = put(p, h->name.base, h->name.len);
-        p = PUT_LIT(p, ": ");
-        p = put(p, h->value.base, h->value.len);
-        p = PUT_LIT(p, "\r\n");
-    }
-    if (resp->status == 204 || resp->status < 200) {
-        /* No framing fields (RFC 9110 §8.6). */
-    } else if (resp->content_length >= 0) {
-        p = PUT_LIT(p, "Content-Length: ");
-        p += cn_fmt_u64(p, (uint64_t)resp->content_length);
-        p = PUT_LIT(p, "\r\n");
-    } else if (ex->resp_no_body) {
-        /* HEAD or 304 without a known length: say nothing about the length. */
-    } else if (req->version >= 11) {
-        chunked = true;
-        p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
-    } else {
-        c->keep_alive = 0; /* close-delimited for HTTP/1.0 */
-    }
-    if (!c->keep_alive)
-        p = PUT_LIT(p, "Connection: close\r\n");
-    else if (req->version == 10)
-        p = PUT_LIT(p, "Connection: keep-alive\r\n");
-    p = PUT_LIT(p, "\r\n");
-    CN_ASSERT((size_t)(p - start) <= need);
-    ex->resp_chunked = chunked;
-    ex->head_sent = true;
-    return cn_iov(start, (size_t)(p - start));
-}
-
-static void
-ds_send(cn_http_ds_t *ds, const cn_http_resp_t *resp, const cairn_iov_t *iov, size_t n, bool eos)
-{
-    cn_h1_conn_t *c = ds->driver;
-    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
-    struct h1_exchange *ex = c->ex;
-    CN_ASSERT(!ex->writing && !ex->resp_done);
-    size_t k = 0;
-    if (ex->interim.len > 0) {
-        ex->wiov[k++] = ex->interim;
-        ex->interim = cn_iov(NULL, 0);
-    }
-    if (!ex->head_sent)
-        ex->wiov[k++] = build_head(c, resp);
-    size_t body = 0;
-    if (!ex->resp_no_body) {
-        for (size_t i = 0; i < n; i++)
-            body += iov[i].len;
-        if (ex->resp_chunked && body > 0) {
-            size_t l = cn_fmt_hex(ex->chunk_line, body);
-            ex->chunk_line[l++] = '\r';
-            ex->chunk_line[l++] = '\n';
-            ex->wiov[k++] = cn_iov(ex->chunk_line, l);
-        }
-        CN_ASSERT(n <= H1_MAX_IOV);
-        for (size_t i = 0; i < n; i++)
-            if (iov[i].len > 0)
-                ex->wiov[k++] = iov[i];
-        if (ex->resp_chunked && body > 0)
-            ex->wiov[k++] = CAIRN_IOV_LIT("\r\n");
-        if (ex->resp_chunked && eos)
-            ex->wiov[k++] = CAIRN_IOV_LIT("0\r\n\r\n");
-    }
-    ex->write_eos = eos;
-    ex->writing = true;
-    if (k == 0) {
-        /* Nothing to put on the wire (e.g. an empty non-final slice): complete at once. */
-        on_write(&c->sock, CAIRN_OK);
-        return;
-    }
-    /* Most responses fit the socket buffer: written now, completed inline. */
-    switch (cn_sock_send(&c->sock, ex->wiov, k)) {
-    case CN_SOCK_SENT:
-        on_write(&c->sock, CAIRN_OK);
-        return;
-    case CN_SOCK_PENDING:
-        timer_arm(c, c->srv->settings->send_timeout_ms);
-        return;
-    case CN_SOCK_FAILED:
-        ex->writing = false;
-        conn_close(c, true);
-        return;
-    }
-}
-
-/* "HTTP/1.1 103 Early Hints" and its fields, in the request arena, after @prefix. */
-static cairn_iov_t
-build_interim(struct h1_exchange *ex, cairn_iov_t prefix, unsigned status,
-              const cn_headers_t *headers)
-{
-    const char *reason = cn_status_reason(status);
-    size_t need = prefix.len + 16 + strlen(reason) + 2;
-    for (size_t i = 0; i < headers->n; i++)
-        need += headers->items[i].name.len + headers->items[i].value.len + 4;
-    char *const start = cn_arena_xalloc(ex->arena, need);
-    char *p = prefix.len > 0 ? put(start, prefix.base, prefix.len) : start;
-    char code[5] = {'1', (char)('0' + status / 10 % 10), (char)('0' + status % 10), ' ', 0};
-    p = PUT_LIT(p, "HTTP/1.1 ");
-    p = put(p, code, 4);
-    p = put(p, reason, strlen(reason));
-    p = PUT_LIT(p, "\r\n");
-    for (size_t i = 0; i < headers->n; i++) {
-        const cn_header_t *h = &headers->items[i];
-        p = put(p, h->name.base, h->name.len);
-        p = PUT_LIT(p, ": ");
-        p = put(p, h->value.base, h->value.len);
-        p = PUT_LIT(p, "\r\n");
-    }
-    p = PUT_LIT(p, "\r\n");
-    CN_ASSERT((size_t)(p - start) <= need);
-    return cn_iov(start, (size_t)(p - start));
-}
-
-/* Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2), before the final head.
- * Written at once when the socket takes them; what it does not take goes first in the next
- * send, so the order on the wire is kept. */
-static void
-ds_send_interim(cn_http_ds_t *ds, unsigned status, const cn_headers_t *headers)
-{
-    cn_h1_conn_t *c = ds->driver;
-    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
-    struct h1_exchange *ex = c->ex;
-    if (ex == NULL || ex->head_sent || ex->req->version < 11 || status < 100 || status > 199 ||
-        status == 101)
-        return;
-    ex->interim = build_interim(ex, ex->interim, status, headers);
-    if (ex->writing || ex->interim.len > 4096)
-        return;
-    ssize_t n = cn_sock_try_write(&c->sock, &ex->interim, 1);
-    if (n < 0)
-        n = 0; /* the socket failed: the final send will see it and close */
-    ex->interim = cn_iov(ex->interim.base + n, ex->interim.len - (size_t)n);
-}
-
-static void
-finish_exchange(cn_h1_conn_t *c)
-{
-    struct h1_exchange *ex = c->ex;
-    bool body_done = ex->body_done;
-    int64_t left = ex->body_left;
-    bool chunked = ex->body_chunked;
-    cn_h1_chunked_t ch = ex->chunked;
-    size_t pending = ex->body_consume;
-    cn_http_ds_t *ds = c->ds;
-    void *session = ds->session;
-    c->ex = NULL;
-    c->ds = NULL;
-    c->srv->n_active--;
-    if (pending)
-        cn_buf_consume(&c->sock.rbuf, pending);
-    /* Tell the engine last: it frees the request arena (and with it ex and ds). */
-    ds->session = NULL;
-    c->srv->handler->on_sent(session, CAIRN_OK);
-    if (c->closing)
-        return;
-    if (!c->keep_alive) {
-        conn_linger(c);
-        return;
-    }
-    if (!body_done) {
-        c->state = H1_DISCARD;
-        c->discard_is_chunked = chunked;
-        c->discard_left = chunked ? 1 : left;
-        c->discard_chunked = ch;
-        discard_body(c);
-        return;
-    }
-    start_head(c);
-    if (c->state == H1_HEAD && c->sock.rbuf.len > 0)
-        parse_head(c);
-}
-
-static void
-on_write(cn_sock_t *s, cairn_err_t status)
-{
-    cn_h1_conn_t *c = s->data;
-    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
-    struct h1_exchange *ex = c->ex;
-    if (ex == NULL)
-        return;
-    ex->writing = false;
-    if (status != CAIRN_OK) {
-        conn_close(c, true);
-        return;
-    }
-    if (ex->write_eos) {
-        ex->resp_done = true;
-        timer_arm(c, 0);
-        finish_exchange(c);
-        return;
-    }
-    timer_arm(c, ex->body_wanted ? c->srv->settings->body_timeout_ms : 0);
-    c->srv->handler->on_sent(c->ds->session, CAIRN_OK);
-}
-
-static void
-ds_abort(cn_http_ds_t *ds)
-{
-    cn_h1_conn_t *c = ds->driver;
-    CN_CHECK_OBJ(c, H1_CONN_MAGIC);
-    ds->session = NULL;
-    /* A truncated response must never look complete: reset the connection. */
-    conn_close(c, true);
 }
 
 /* ---- server-wide operations ------------------------------------------------------------ */
@@ -1081,7 +741,7 @@ cn_h1_server_drain(cn_h1_server_t *srv)
         /* An idle connection closes now, unless its next request already arrived: that one
          * is served (with Connection: close). */
         if (c->state == H1_HEAD && !has_pending_request(c))
-            conn_close(c, false);
+            h1_conn_close(c, false);
         else
             c->keep_alive = 0;
         c = next;
@@ -1095,5 +755,5 @@ cn_h1_server_close_all(cn_h1_server_t *srv)
 {
     srv->draining = true;
     while (srv->conns != NULL)
-        conn_close(srv->conns, true);
+        h1_conn_close(srv->conns, true);
 }
