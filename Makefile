@@ -5,7 +5,7 @@ PY := /usr/bin/python3
 FUZZ_SECONDS ?= 10
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps run test unit integration fuzz fuzz-build fuzz-short bench format format-check asan clean docs
+.PHONY: all build deps run test unit integration fuzz fuzz-build fuzz-short bench format format-check asan clean docs layers
 
 all: build
 
@@ -40,7 +40,11 @@ fuzz-short: fuzz-build
 fuzz: FUZZ_SECONDS=300
 fuzz: fuzz-short
 
-test: deps format-check unit integration fuzz-short
+layers:
+	@$(PY) scripts/check-layers.py --selftest >/dev/null
+	@$(PY) scripts/check-layers.py
+
+test: deps format-check layers unit integration fuzz-short
 	@echo "make test: all passed"
 
 bench: deps build

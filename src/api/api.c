@@ -10,8 +10,8 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/str.h"
-#include "proxy/proxy.h"
-#include "proxy/session.h"
+#include "server/server.h"
+#include "engine/session.h"
 
 #define SESSION(req) CN_CONTAINER_OF((req), cn_session_t, base)
 

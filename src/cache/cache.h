@@ -121,4 +121,11 @@ void cn_cache_stats(cn_cache_t *c, cn_cache_stats_t *out);
 /** XXH3-128 of @data. */
 void cn_cache_key_hash(const char *data, size_t len, cn_cache_key_t *out);
 
+/** An immutable snapshot of a server's caches by name, which workers read and a reload
+ *  replaces (src/server/). */
+typedef struct cn_cache_view {
+    size_t n;
+    struct cn_cache *items[];
+} cn_cache_view_t;
+
 #endif

@@ -7,7 +7,7 @@
  * No allocation except from an arena passed in. Every function may be called on any thread;
  * arguments are only read during the call unless stated otherwise.
  *
- * The prefix is cn_policy_ because src/proxy/cache_rules.c already defines the cn_cache_*
+ * The prefix is cn_policy_ because the cache tier (cache.c) already owns the cn_cache_*
  * names (cn_cache_storable, cn_cache_invalidates, ...). */
 #ifndef CN_CACHE_POLICY_H
 #define CN_CACHE_POLICY_H

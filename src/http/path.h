@@ -2,7 +2,7 @@
 /* Request path normalisation (RFC 3986 §6.2.2): one canonical spelling of a path, so that
  * routing, the cache key, hooks, the access log and the origin all see the same resource.
  * A pure function over plain values; the engine applies it to every request before anything
- * looks at the path (src/proxy/session.c). The query is never part of its input. */
+ * looks at the path (src/engine/session.c). The query is never part of its input. */
 #ifndef CN_HTTP_PATH_H
 #define CN_HTTP_PATH_H
 

@@ -15,7 +15,7 @@
 
 #include "config/config.h"
 #include "core/log.h"
-#include "proxy/proxy.h"
+#include "server/server.h"
 
 static void
 usage(FILE *out)

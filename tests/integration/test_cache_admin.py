@@ -614,7 +614,7 @@ def test_tags_follow_a_304_update(cairn, origin):
         "the tag of the headers the 304 replaced still purges the object"
     assert purged(c, tag="new-tag") == 1, \
         "the object refreshed by a 304 with Surrogate-Key: new-tag is not found by that tag " \
-        "(refresh_object in src/proxy/cached.c keeps the old object's tags)"
+        "(refresh_object in src/engine/cached_store.c keeps the old object's tags)"
 
 
 @pytest.mark.parametrize("key,target,same", [

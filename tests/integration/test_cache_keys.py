@@ -322,7 +322,7 @@ def test_targeted_field_unset_ignores_it(cairn, origin):
         "targeted_field is unset (docs/config.md: default null), so Cairn-Cache-Control should be "
         "an ordinary header and Cache-Control: no-store should decide; yet the second GET was "
         f"answered from the cache ({cstatus(r)!r}): cn_policy_conf_init() defaults target_field "
-        "to Cairn-Cache-Control and policy_conf() in src/proxy/cached.c keeps it when the "
+        "to Cairn-Cache-Control and policy_conf() in src/engine/cached_store.c keeps it when the "
         f"option is null. {r!r}")
 
 

@@ -260,8 +260,8 @@ def test_lesson13_fail_to_proxy_sees_the_cause(example):
     line = next((ln for ln in ex.stderr().splitlines() if ln.startswith("Fail to proxy:")), None)
     assert line == "Fail to proxy: 502 (ECONNREFUSED)", (
         f"fail_to_proxy was told {line!r}: the upstream failure did not reach the hook "
-        "(src/proxy/upstream.c proxy_fail() stores it in s->last_err; without it "
-        "src/proxy/session.c cn_session_error() falls back to EIO/ETIMEDOUT/EPROTO)")
+        "(src/engine/forward.c on_error() stores it in s->last_err; without it "
+        "src/engine/session.c cn_session_error() falls back to EIO/ETIMEDOUT/EPROTO)")
 
 
 # --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Request path normalisation (src/http/path.c, applied in src/proxy/session.c): routing and
+"""Request path normalisation (src/http/path.c, applied in src/engine/session.c): routing and
 the origin see one spelling of each path, so a route that refuses /blocked/ cannot be walked
 around with dot-segments, repeated slashes or percent-encoding. Raw sockets throughout:
 curl and httpx normalise paths themselves."""

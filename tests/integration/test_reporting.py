@@ -399,8 +399,8 @@ def test_config_reference_says_what_max_in_flight_bounds(cairn_cli):
 
 
 def admin_endpoints():
-    """(path, methods) from the endpoint table of src/admin/admin.c."""
-    src = (ROOT / "src/admin/admin.c").read_text()
+    """(path, methods) from the endpoint table of src/server/admin.c."""
+    src = (ROOT / "src/server/admin.c").read_text()
     table = src[src.index("} endpoints[] = {"):]
     table = table[:table.index("};")]
     out = []

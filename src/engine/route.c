@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/* Route matching (first match wins) and header rules. Pure functions over the config. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "core/str.h"
+#include "engine/session.h"
+
+static cairn_iov_t
+host_without_port(cairn_iov_t h)
+{
+    if (h.len > 0 && h.base[0] == '[') {
+        for (size_t i = 0; i < h.len; i++)
+            if (h.base[i] == ']')
+                return cn_iov(h.base, i + 1);
+        return h;
+    }
+    for (size_t i = 0; i < h.len; i++)
+        if (h.base[i] == ':')
+            return cn_iov(h.base, i);
+    return h;
+}
+
+static bool
+host_matches(const cn_conf_match_t *m, cairn_iov_t authority)
+{
+    if (m->n_hosts == 0)
+        return true;
+    cairn_iov_t host = host_without_port(authority);
+    if (host.len > 0 && host.base[host.len - 1] == '.')
+        host.len--; /* a fully qualified name with its root dot */
+    for (size_t i = 0; i < m->n_hosts; i++) {
+        const char *pat = m->hosts[i];
+        size_t pl = strlen(pat);
+        if (pl > 2 && pat[0] == '*' && pat[1] == '.') {
+            /* "*.example.com" matches any subdomain, not the bare domain. */
+            cairn_iov_t suffix = cn_iov(pat + 1, pl - 1);
+            if (host.len > suffix.len &&
+                cn_iov_ieq(cn_iov(host.base + host.len - suffix.len, suffix.len), suffix))
+                return true;
+        } else if (cn_iov_ieq(host, cn_iov(pat, pl))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+methods_match(const cn_conf_match_t *m, cairn_iov_t method)
+{
+    if (m->n_methods == 0)
+        return true;
+    for (size_t i = 0; i < m->n_methods; i++)
+        if (cn_iov_eq(method, cn_iov_cstr(m->methods[i])))
+            return true;
+    return false;
+}
+
+static bool
+headers_match(const cn_conf_match_t *m, const cn_headers_t *h)
+{
+    for (size_t i = 0; i < m->n_headers; i++) {
+        cairn_iov_t name = cn_iov_cstr(m->headers[i].name);
+        ssize_t at = cn_headers_find(h, name, -1);
+        if (at < 0)
+            return false;
+        if (m->headers[i].value == NULL)
+            continue;
+        bool any = false;
+        for (; at >= 0 && !any; at = cn_headers_find(h, name, at))
+            any = cn_iov_eq(h->items[at].value, cn_iov_cstr(m->headers[i].value));
+        if (!any)
+            return false;
+    }
+    return true;
+}
+
+/* Finds parameter @name in a raw query string; *value gets its (undecoded) value. */
+static bool
+query_param(cairn_iov_t q, const char *name, cairn_iov_t *value)
+{
+    size_t nl = strlen(name), start = 0;
+    for (size_t i = 0; i <= q.len; i++) {
+        if (i < q.len && q.base[i] != '&')
+            continue;
+        cairn_iov_t part = cn_iov(q.base + start, i - start);
+        start = i + 1;
+        if (part.len < nl || memcmp(part.base, name, nl) != 0)
+            continue;
+        if (part.len == nl) {
+            *value = cn_iov("", 0);
+            return true;
+        }
+        if (part.base[nl] == '=') {
+            *value = cn_iov(part.base + nl + 1, part.len - nl - 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+query_match(const cn_conf_match_t *m, const cn_http_req_t *req)
+{
+    for (size_t i = 0; i < m->n_query; i++) {
+        cairn_iov_t v;
+        if (!query_param(req->query, m->query[i].name, &v))
+            return false;
+        if (m->query[i].value != NULL && !cn_iov_eq(v, cn_iov_cstr(m->query[i].value)))
+            return false;
+    }
+    return true;
+}
+
+static bool
+path_matches(const cn_conf_match_t *m, cairn_iov_t path)
+{
+    if (m->path != NULL && !cn_iov_eq(path, cn_iov_cstr(m->path)))
+        return false;
+    if (m->path_prefix != NULL && !cn_iov_has_prefix(path, cn_iov_cstr(m->path_prefix)))
+        return false;
+    if (m->path_re != NULL) {
+        pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+        int rc = pcre2_match(m->path_re, (PCRE2_SPTR)path.base, path.len, 0, 0, md, NULL);
+        pcre2_match_data_free(md);
+        if (rc < 0)
+            return false;
+    }
+    return true;
+}
+
+const cn_conf_route_t *
+cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req, const char *listener)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const cn_conf_route_t *r = &cfg->routes[i];
+        const cn_conf_match_t *m = &r->match;
+        if (m->listener != NULL && (listener == NULL || strcmp(m->listener, listener) != 0))
+            continue;
+        if (!host_matches(m, req->authority) || !methods_match(m, req->method) ||
+            !path_matches(m, req->path) || !headers_match(m, &req->headers) || !query_match(m, req))
+            continue;
+        return r;
+    }
+    return NULL;
+}
+
+bool
+cn_route_addr_in(const cn_conf_cidr_t *cidrs, size_t n, const struct sockaddr_storage *ss)
+{
+    for (size_t i = 0; ss != NULL && i < n; i++) {
+        const cn_conf_cidr_t *c = &cidrs[i];
+        if (ss->ss_family != c->family)
+            continue;
+        const uint8_t *a = ss->ss_family == AF_INET
+                               ? (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr
+                               : (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+        unsigned bits = c->prefix, k = 0;
+        bool ok = true;
+        for (; bits >= 8 && ok; bits -= 8, k++)
+            ok = a[k] == c->addr[k];
+        if (ok && bits > 0) {
+            uint8_t mask = (uint8_t)(0xff << (8 - bits));
+            ok = (a[k] & mask) == (c->addr[k] & mask);
+        }
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+void
+cn_route_apply_headers(const cn_conf_header_rules_t *rules, cn_headers_t *h)
+{
+    for (size_t i = 0; i < rules->n_remove; i++)
+        cn_headers_remove(h, cn_iov_cstr(rules->remove[i]));
+    for (size_t i = 0; i < rules->n_set; i++) {
+        cn_headers_remove(h, cn_iov_cstr(rules->set[i].name));
+        cn_headers_add(h, cn_iov_cstr(rules->set[i].name), cn_iov_cstr(rules->set[i].value));
+    }
+    for (size_t i = 0; i < rules->n_add; i++)
+        cn_headers_add(h, cn_iov_cstr(rules->add[i].name), cn_iov_cstr(rules->add[i].value));
+}
