@@ -207,51 +207,16 @@ admin_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index
 
 /* ---- listeners ------------------------------------------------------------------------- */
 
-static const cn_conf_field_t tls_fields[] = {
-    CN_CONF_STR("cert", cn_conf_listener_t, tls_cert, NULL, CN_NULLABLE,
-                "PEM certificate chain file."),
-    CN_CONF_STR("key", cn_conf_listener_t, tls_key, NULL, CN_NULLABLE, "PEM private key file."),
-    CN_CONF_END,
-};
-
-static void
-tls_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index)
-{
-    cn_conf_listener_t *l = obj;
-    (void)index;
-    if (node == NULL || (l->tls_cert == NULL && l->tls_key == NULL))
-        return;
-    if ((l->tls_cert == NULL) != (l->tls_key == NULL)) {
-        cn_conf_error(w, node, "cert and key must be set together");
-        return;
-    }
-    bool readable = true;
-    if (l->tls_cert != NULL && access(l->tls_cert, R_OK) != 0) {
-        cn_conf_unreadable(w, node, "cert", l->tls_cert, strerror(errno));
-        readable = false;
-    }
-    if (l->tls_key != NULL && access(l->tls_key, R_OK) != 0) {
-        cn_conf_unreadable(w, node, "key", l->tls_key, strerror(errno));
-        readable = false;
-    }
-    if (!readable)
-        return;
-    /* A security setting that is not enforced is refused, never ignored: until TLS
-     * termination exists, a listener with tls would serve plain HTTP. */
-    cn_conf_error(w, node,
-                  "TLS is not supported by this build yet; remove tls or use a "
-                  "TLS terminator in front of cairn");
-}
-
 static const cn_conf_field_t listener_fields[] = {
     CN_CONF_ADDR("listen", cn_conf_listener_t, addr, NULL, CN_REQUIRED | CN_ADDR_LISTEN,
                  "Address to accept connections on: ip:port, [ipv6]:port, localhost:port, "
                  "*:port (all IPv4 interfaces) or unix:/path."),
     CN_CONF_STR_X("name", cn_conf_listener_t, name, NULL, CN_NULLABLE, cn_conf_check_nonempty_text,
                   NULL, "Unique name, which routes can match on (match.listener)."),
-    CN_CONF_GROUP("tls", tls_fields, tls_post, NULL,
-                  "Reserved for TLS termination, which this build does not have yet: a listener "
-                  "with tls is refused at load."),
+    CN_CONF_GROUP("tls", cn_conf_listener_tls_fields, cn_conf_listener_tls_post,
+                  cn_conf_listener_tls_shown,
+                  "Serve TLS 1.2 and 1.3 on this listener (ALPN http/1.1; handshakes are bounded "
+                  "by server.header_timeout)."),
     CN_CONF_END,
 };
 
@@ -268,6 +233,10 @@ static const cn_conf_field_t peer_fields[] = {
 static const cn_conf_field_t upstream_fields[] = {
     CN_CONF_LIST("peers", cn_conf_upstream_t, peers, n_peers, cn_conf_peer_t, peer_fields,
                  CN_REQUIRED | CN_NONEMPTY, NULL, "Origin servers of this upstream."),
+    CN_CONF_GROUP("tls", cn_conf_upstream_tls_fields, cn_conf_upstream_tls_post,
+                  cn_conf_upstream_tls_shown,
+                  "Speak TLS to the peers (a mapping, {} for the defaults: verify against the "
+                  "system store, SNI from the peer's host name)."),
     CN_CONF_MSEC("connect_timeout", cn_conf_upstream_t, connect_timeout_ms, "2s", 1, 0,
                  "Time allowed to establish a connection to a peer."),
     CN_CONF_MSEC("read_timeout", cn_conf_upstream_t, read_timeout_ms, "30s", 1, 0,

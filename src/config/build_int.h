@@ -43,6 +43,17 @@ bool cn_conf_check_ref(cn_conf_walk_t *w, const cn_dom_node_t *node, const char 
 void cn_conf_unreadable(cn_conf_walk_t *w, const cn_dom_node_t *node, const char *key,
                         const char *path, const char *why);
 
+/* ---- build_tls.c ---- */
+
+extern const cn_conf_field_t cn_conf_listener_tls_fields[];
+extern const cn_conf_field_t cn_conf_upstream_tls_fields[];
+void cn_conf_listener_tls_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj,
+                               size_t index);
+void cn_conf_upstream_tls_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj,
+                               size_t index);
+bool cn_conf_listener_tls_shown(const void *obj);
+bool cn_conf_upstream_tls_shown(const void *obj);
+
 /* ---- build_routes.c ---- */
 
 /** The fields of one element of routes. */

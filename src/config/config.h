@@ -96,11 +96,24 @@ typedef struct cn_conf_admin {
     char *token;           /* optional bearer token; NULL = none */
 } cn_conf_admin_t;
 
+typedef struct cn_conf_tls_cert {
+    char *cert;
+    char *key;
+} cn_conf_tls_cert_t;
+
 typedef struct cn_conf_listener {
     char *name; /* optional; routes may match on it (match.listener) */
     cn_conf_addr_t addr;
-    char *tls_cert; /* NULL = plain */
+    char *tls_cert; /* NULL = plain (unless tls_certs) */
     char *tls_key;
+    cn_conf_tls_cert_t *tls_certs; /* chosen by SNI */
+    size_t n_tls_certs;
+    char **tls_protocols; /* TLSv1.2, TLSv1.3 */
+    size_t n_tls_protocols;
+    char *tls_ciphers;
+    char *tls_client_ca;
+    int tls_client_verify;      /* 0 required, 1 optional */
+    struct cn_tls_ctx *tls_ctx; /* built at load (net/tls.h); NULL = plain */
 } cn_conf_listener_t;
 
 typedef struct cn_conf_peer {
@@ -123,6 +136,9 @@ typedef struct cn_conf_upstream {
     uint32_t keepalive_pool;     /* 64 idle connections per worker */
     uint64_t keepalive_idle_ms;  /* 60s */
     uint64_t buffer_size;        /* 64KiB per direction */
+    char *tls_sni, *tls_ca, *tls_cert, *tls_key;
+    bool tls_verify;            /* true */
+    struct cn_tls_ctx *tls_ctx; /* built at load when `tls` is set; NULL = plain */
 } cn_conf_upstream_t;
 
 typedef struct cn_conf_cache {

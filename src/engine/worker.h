@@ -27,7 +27,9 @@ typedef struct cn_worker_listener {
     struct cn_worker_listener *next; /* cn_worker.listeners */
     uint64_t id;                     /* the server's listener (cn_srv_listener_t.id) */
     bool is_unix;
-    const char *name; /* interned by the server; connections borrow it */
+    const char *name;           /* interned by the server; connections borrow it */
+    struct sockaddr_storage ss; /* the configured address (finds its tls in the generation) */
+    socklen_t sslen;
 } cn_worker_listener_t;
 
 struct cn_worker_msg;

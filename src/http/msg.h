@@ -73,6 +73,9 @@ struct cn_http_ds {
     uint64_t conn_id;
     const char *listener; /* listener name, or NULL */
     bool tls;
+    /* The connection's TLS facts (static or connection-lived strings; NULL when plain). */
+    const char *tls_version, *tls_cipher, *tls_sni;
+    bool tls_resumed;
 };
 
 /** Upcalls from protocol drivers into the engine (one table, installed at startup). */

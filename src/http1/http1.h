@@ -40,10 +40,11 @@ struct cn_h1_server {
 
 void cn_h1_server_init(cn_h1_server_t *srv, uv_loop_t *loop, const cn_h1_settings_t *settings,
                        const cn_http_handler_t *handler, void *ctx);
+struct cn_tls_ctx;
 /** Accepts one pending connection from @listener. @name: the listener's name (borrowed for
- *  the server's lifetime) or NULL. */
-void cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix,
-                         const char *name);
+ *  the server's lifetime) or NULL. @tls: serve TLS with this context (net/tls.h), or NULL. */
+void cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, const char *name,
+                         struct cn_tls_ctx *tls);
 /** Graceful drain: idle connections close now, busy ones after their current response.
  *  on_idle runs once nothing is left. */
 void cn_h1_server_drain(cn_h1_server_t *srv);

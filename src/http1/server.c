@@ -25,6 +25,7 @@
 #include "core/str.h"
 #include "core/time.h"
 #include "net/net.h"
+#include "net/tls.h"
 
 #define H1_LINGER_MS 2000
 
@@ -288,7 +289,8 @@ cn_h1_server_init(cn_h1_server_t *srv, uv_loop_t *loop, const cn_h1_settings_t *
 }
 
 void
-cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, const char *name)
+cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, const char *name,
+                    struct cn_tls_ctx *tls)
 {
     cn_h1_conn_t *c = cn_pool_xalloc(&conn_pool);
     memset(c, 0, sizeof(*c));
@@ -304,6 +306,11 @@ cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, co
     if (cn_sock_accept(listener, &c->sock, is_unix) != CAIRN_OK) {
         c->closing = 1;
         cn_sock_close(&c->sock, false);
+        return;
+    }
+    if (tls != NULL && cn_tls_accept(&c->sock, tls) != CAIRN_OK) {
+        c->closing = 1;
+        cn_sock_close(&c->sock, true);
         return;
     }
     c->is_unix = is_unix;
@@ -403,6 +410,12 @@ new_exchange(cn_h1_conn_t *c, cn_arena_t **arena_out)
     ds->driver = c;
     ds->conn_id = c->id;
     ds->listener = c->listener;
+    cn_tls_info_t ti;
+    ds->tls = cn_tls_get_info(&c->sock, &ti);
+    ds->tls_version = ti.version;
+    ds->tls_cipher = ti.cipher;
+    ds->tls_sni = ti.sni;
+    ds->tls_resumed = ti.resumed;
     ds->client_addr = peer_of(c, arena, ds->client, sizeof(ds->client));
     c->ex = ex;
     c->ds = ds;
@@ -481,7 +494,7 @@ build_request(cn_h1_conn_t *c, cn_arena_t *arena, const cn_h1_request_t *p, cons
     memset(req, 0, sizeof(*req));
     req->method = rebase(p->method, buf, copy);
     req->method_id = cn_method_from_iov(req->method);
-    req->scheme = CAIRN_IOV_LIT("http");
+    req->scheme = c->sock.tls != NULL ? CAIRN_IOV_LIT("https") : CAIRN_IOV_LIT("http");
     req->authority = rebase(p->host, buf, copy);
     req->path = rebase(p->path, buf, copy);
     req->query = rebase(p->query, buf, copy);

@@ -423,6 +423,7 @@ cn_metrics_err_kind(cairn_err_t err)
     switch (err) {
     case CAIRN_ECONNREFUSED:
     case CAIRN_ENOENT:
+    case CAIRN_ETLS:
     case CAIRN_ENOUPSTREAM:
         return CN_METRICS_ERR_CONNECT;
     case CAIRN_ETIMEDOUT:

@@ -17,6 +17,7 @@
 #include "core/fmem.h"
 #include "core/assert.h"
 #include "core/str.h"
+#include "net/tls_int.h"
 
 static cairn_err_t
 map_uv(int r)
@@ -67,6 +68,10 @@ on_connect_done(uv_connect_t *req, int status)
     cn_free(req);
     if (s->closing)
         return;
+    if (status == 0 && s->tls_connect != NULL) {
+        cn_tls_sock_connected(s); /* on_connect follows the handshake */
+        return;
+    }
     s->on_connect(s, map_uv(status));
 }
 
@@ -111,6 +116,10 @@ alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     cn_sock_t *s = h->data;
     (void)suggested;
+    if (s->tls != NULL) {
+        cn_tls_sock_alloc(s, out);
+        return;
+    }
     size_t want = s->hold ? 0 : (s->read_chunk ? s->read_chunk : 16384);
     size_t room_limit = s->rbuf_limit;
     if (room_limit != 0 && s->rbuf.len + want > room_limit)
@@ -154,6 +163,14 @@ read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         cn_sock_read_stop(s);
         return;
     }
+    if (s->tls != NULL && nread < 0) {
+        cn_tls_sock_end(s, nread == UV_EOF ? eof_or_reset(st) : map_uv((int)nread));
+        return;
+    }
+    if (s->tls != NULL) {
+        cn_tls_sock_input(s, (size_t)nread);
+        return;
+    }
     if (nread < 0) {
         cn_sock_read_stop(s);
         if (s->rbuf.len == 0)
@@ -172,6 +189,8 @@ cn_sock_read_start(cn_sock_t *s)
         return;
     if (uv_read_start(&s->u.stream, alloc_cb, read_cb) == 0)
         s->reading = 1;
+    if (s->reading && s->tls != NULL)
+        cn_tls_sock_read_started(s);
 }
 
 void
@@ -199,6 +218,8 @@ cn_sock_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
     CN_ASSERT(!s->writing);
     if (s->closing)
         return CAIRN_ECLOSED;
+    if (s->tls != NULL)
+        return cn_tls_sock_write(s, iov, n);
     s->wreq.data = s;
     /* cairn_iov_t has the layout of uv_buf_t (struct iovec) on Unix. */
     int r = uv_write(&s->wreq, &s->u.stream, (const uv_buf_t *)iov, (unsigned)n, write_cb);
@@ -213,6 +234,8 @@ cn_sock_try_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
 {
     if (s->writing || s->closing)
         return 0;
+    if (s->tls != NULL)
+        return cn_tls_sock_try_write(s, iov, n);
     int r = uv_try_write(&s->u.stream, (const uv_buf_t *)iov, (unsigned)n);
     if (r == UV_EAGAIN)
         return 0;
@@ -287,6 +310,8 @@ send_now(cn_sock_t *s, const cairn_iov_t *iov, size_t n)
 enum cn_sock_send_result
 cn_sock_send(cn_sock_t *s, cairn_iov_t *iov, size_t n)
 {
+    if (s->tls != NULL)
+        return s->writing || s->closing ? CN_SOCK_FAILED : cn_tls_sock_send(s, iov, n);
     ssize_t w = send_now(s, iov, n);
     if (w < 0)
         return CN_SOCK_FAILED;
@@ -318,6 +343,8 @@ cn_sock_close(cn_sock_t *s, bool reset)
         return;
     s->closing = 1;
     s->reading = 0;
+    if (s->tls != NULL)
+        cn_tls_sock_close(s);
     if (reset && !s->is_unix && uv_tcp_close_reset(&s->u.tcp, close_cb) == 0)
         return;
     uv_close(&s->u.handle, close_cb);

@@ -376,7 +376,7 @@ on_admin_connection(uv_stream_t *server, int status)
     /* Also while a graceful stop drains: probes learn "503 draining" from /readyz. */
     if (status != 0 || !srv->admin_open)
         return;
-    cn_h1_server_accept(&srv->admin_h1, server, false, "admin");
+    cn_h1_server_accept(&srv->admin_h1, server, false, "admin", NULL);
 }
 
 static uint64_t
@@ -450,8 +450,12 @@ start_workers(cn_server_t *srv)
             const cn_srv_listener_t *l = &srv->listeners[i];
             for (size_t k = 0; k < l->n_fds; k++)
                 if (l->owner[k] == w)
-                    ls[n++] = (cn_worker_listen_t){
-                        .id = l->id, .fd = l->fds[k], .is_unix = l->is_unix, .name = l->name};
+                    ls[n++] = (cn_worker_listen_t){.id = l->id,
+                                                   .fd = l->fds[k],
+                                                   .is_unix = l->is_unix,
+                                                   .name = l->name,
+                                                   .ss = l->addr.ss,
+                                                   .sslen = l->addr.sslen};
         }
         if (err != CAIRN_OK) {
             for (size_t k = 0; k < n; k++)
@@ -476,6 +480,10 @@ log_started(cn_server_t *srv)
     if (cfg->admin.enabled)
         CN_LOG_NOTICE(0, "admin on %s", cfg->admin.listen.text);
     CN_LOG_NOTICE(0, "cairn started: %u workers, config %s", srv->n_workers, cfg->file);
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        if (cfg->upstreams[i].tls_ctx != NULL && !cfg->upstreams[i].tls_verify)
+            CN_LOG_WARN(0, "upstream %s: tls.verify is false: its certificates are not checked",
+                        cfg->upstreams[i].name);
 }
 
 int

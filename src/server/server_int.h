@@ -33,7 +33,9 @@ typedef struct cn_worker_listen {
     uint64_t id; /* cn_srv_listener_t.id */
     int fd;      /* the worker takes ownership */
     bool is_unix;
-    const char *name; /* interned; NULL = unnamed */
+    const char *name;           /* interned; NULL = unnamed */
+    struct sockaddr_storage ss; /* the configured address: finds the listener's tls */
+    socklen_t sslen;
 } cn_worker_listen_t;
 
 /* The caches the workers look up (cn_server_cache): an immutable snapshot, replaced on

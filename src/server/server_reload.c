@@ -56,8 +56,12 @@ commit_listeners(cn_server_t *srv, cn_srv_listener_t *tab, size_t n, const bool 
         }
         CN_LOG_NOTICE(0, "listening on %s", l->addr.text);
         for (size_t k = 0; k < l->n_fds; k++, a++) {
-            r->add[a] = (cn_worker_listen_t){
-                .id = l->id, .fd = l->fds[k], .is_unix = l->is_unix, .name = l->name};
+            r->add[a] = (cn_worker_listen_t){.id = l->id,
+                                             .fd = l->fds[k],
+                                             .is_unix = l->is_unix,
+                                             .name = l->name,
+                                             .ss = l->addr.ss,
+                                             .sslen = l->addr.sslen};
             r->add_owner[a] = l->owner[k];
         }
     }

@@ -23,13 +23,27 @@ on_async(uv_async_t *a)
     cn_worker_run_posted(a->data);
 }
 
+/* The TLS context of @l in this worker's current generation (NULL: plain). Connections keep
+ * the context they started with across a reload. */
+static struct cn_tls_ctx *
+listener_tls(const cn_worker_listener_t *l)
+{
+    const cn_config_t *cfg = l->w->cfg;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const cn_conf_addr_t *a = &cfg->listeners[i].addr;
+        if (a->sslen == l->sslen && memcmp(&a->ss, &l->ss, l->sslen) == 0)
+            return cfg->listeners[i].tls_ctx;
+    }
+    return NULL;
+}
+
 static void
 on_connection(uv_stream_t *server, int status)
 {
     cn_worker_listener_t *l = server->data;
     if (status != 0 || l->w->draining)
         return;
-    cn_h1_server_accept(&l->w->h1, server, l->is_unix, l->name);
+    cn_h1_server_accept(&l->w->h1, server, l->is_unix, l->name, listener_tls(l));
 }
 
 static void
@@ -97,6 +111,8 @@ worker_listen(cn_worker_t *w, const cn_worker_listen_t *ls)
     l->id = ls->id;
     l->is_unix = ls->is_unix;
     l->name = ls->name;
+    l->ss = ls->ss;
+    l->sslen = ls->sslen;
     int r = l->is_unix ? uv_pipe_init(&w->loop, &l->u.pipe, 0) : uv_tcp_init(&w->loop, &l->u.tcp);
     CN_ASSERT(r == 0);
     l->u.handle.data = l;

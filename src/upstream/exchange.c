@@ -11,6 +11,7 @@
 #include "core/assert.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "net/tls.h"
 #include "upstream/balance.h"
 
 static void start_attempt(cn_ux_t *ux);
@@ -98,6 +99,14 @@ on_connected(cn_sock_t *sock, cairn_err_t status)
         cn_upconn_close(uc, false);
         return;
     }
+    if (status == CAIRN_ETLS) {
+        /* The reason (a verification failure, no shared protocol...) goes in the log. */
+        const char *why = cn_tls_sock_error(sock);
+        char *msg = cn_arena_xalloc(ux->arena, 256);
+        snprintf(msg, 256, "upstream TLS handshake failed: %s", why ? why : "?");
+        cn_ux_fail(ux, CAIRN_ETLS, msg);
+        return;
+    }
     if (status != CAIRN_OK) {
         bool kept = status == CAIRN_ETIMEDOUT || status == CAIRN_ENOENT;
         cn_ux_fail(ux, kept ? status : CAIRN_ECONNREFUSED, "upstream connect failed");
@@ -153,7 +162,9 @@ start_attempt(cn_ux_t *ux)
     uc->ux = ux;
     ux->uc = uc;
     ux->t_start_ns = cn_time_now_ns();
-    cn_ux_arm(ux, ux->up->connect_timeout_ms);
+    cn_ux_arm(ux, ux->up->connect_timeout_ms); /* the TLS handshake included */
+    if (ux->up->tls_ctx != NULL)
+        cn_tls_sock_connect_prepare(&uc->sock, ux->up->tls_ctx);
     cairn_err_t r = cn_sock_connect(ux->ctx->loop, &uc->sock,
                                     (const struct sockaddr *)&ux->peer->addr.ss, on_connected);
     if (r != CAIRN_OK)

@@ -238,27 +238,39 @@ def test_dump_round_trips(cairn_cli, write_config, tmp_path):
     assert r2.returncode == 0, f"the dumped configuration does not load again:\n{r2.stderr}\n{dumped}"
 
 
-def test_tls_listener_refused_until_tls_exists(cairn_cli, write_config, tmp_path):
-    """A TLS listener must never serve plain HTTP: until TLS termination exists, `tls` is refused
-    with a positioned error by `cairn -t` and by a real start (exit 1, nothing listening)."""
+def test_tls_listener_serves_tls_and_never_plain_http(cairn_cli, cairn, write_config, tmp_path):
+    """A listener with tls answers TLS only: a plain-HTTP request on that port gets no HTTP
+    answer (the bytes are not a ClientHello), and a TLS client gets the route's response."""
+    import socket
+    import ssl
     import subprocess
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+                    "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost"], check=True, capture_output=True)
     port = free_port()
     text = valid_text().replace(
         "    name: main\n",
         f"    name: main\n  - listen: \"127.0.0.1:{port}\"\n    tls: {{cert: {cert}, key: {key}}}\n")
     p = write_config(text)
-    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "tls:" in ln)
     r = cairn_cli("-t", "-c", p)
-    assert r.returncode == 1, r.stdout + r.stderr
-    diags = diag_lines(r.stderr, p)
-    assert any(d[0] == line and "TLS is not supported" in d[2] for d in diags), r.stderr
-    r = cairn_cli("-c", p)
-    assert r.returncode == 1, r.stdout + r.stderr
-    assert "TLS is not supported" in r.stderr
-    import socket
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0, "the TLS port accepted a plain connection"
+    assert r.returncode == 0, r.stdout + r.stderr
+    cairn(text)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        try:
+            while chunk := s.recv(4096):
+                got += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    assert b"HTTP/1.1" not in got and b"hello" not in got, got
+    ctx = ssl.create_default_context(cafile=str(cert))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = b""
+            while chunk := s.recv(4096):
+                got += chunk
+    assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"hello\n"), got

@@ -586,9 +586,22 @@ def test_not_found_and_method_not_allowed(srv):
 
 
 @pytest.fixture(scope="module")
-def secured(cairn_module, org):
+def secured(cairn_module, org, tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    import subprocess
+    cert, key = d / "c.pem", d / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
     cfg = base_config(org, admin={"listen": f"127.0.0.1:{free_port()}", "token": TOKEN})
-    return cairn_module(cfg)
+    cfg["listeners"] = [
+        {"listen": f"127.0.0.1:{free_port()}"},
+        {"listen": f"127.0.0.1:{free_port()}", "name": "tls",
+         "tls": {"cert": str(cert), "key": str(key)}},
+    ]
+    c = cairn_module(cfg)
+    c.tls_key = str(key)
+    return c
 
 
 def test_token_required(secured):
@@ -619,7 +632,10 @@ def test_config_redacts_secrets(secured):
     assert r.status == 200
     text = r.body.decode()
     assert TOKEN not in text
+    assert secured.tls_key not in text
     assert re.search(r"^  token: \"<redacted>\"$", text, re.M), text
+    assert re.search(r"^      key: \"<redacted>\"$", text, re.M), text
+    assert "cert: " in text and "c.pem" in text
 
 
 # --------------------------------------------------------------------------------------

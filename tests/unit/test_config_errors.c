@@ -142,10 +142,16 @@ static const struct error_case cases[] = {
      "listeners:\n  - listen: 127.0.0.1:1\n    tls: {cert: /nx/c, key: " CN_SOURCE_DIR
      "/tests/data/config_dummy.pem}\n",
      3, 17, "listeners[0].tls.cert: cannot read \"/nx/c\""},
-    {"tls refused until it exists",
+    {"tls without a certificate", "listeners:\n  - listen: 127.0.0.1:1\n    tls: {}\n", 3, 10,
+     "listeners[0].tls: set cert and key, or certificates"},
+    {"tls with a file that is not a certificate",
      "listeners:\n  - listen: 127.0.0.1:1\n    tls: {cert: " CN_SOURCE_DIR
      "/tests/data/config_dummy.pem, key: " CN_SOURCE_DIR "/tests/data/config_dummy.pem}\n",
-     3, 10, "listeners[0].tls: TLS is not supported by this build yet"},
+     3, 10, "listeners[0].tls: not a PEM certificate:"},
+    {"tls version",
+     "listeners:\n  - listen: 127.0.0.1:1\n    tls: {protocols: [TLSv1.0], cert: " CN_SOURCE_DIR
+     "/tests/data/config_dummy.pem, key: " CN_SOURCE_DIR "/tests/data/config_dummy.pem}\n",
+     3, 22, "unsupported TLS version \"TLSv1.0\""},
     {"bad regex", L "routes:\n  - match:\n      path_regex: \"^/(a\"\n    static: {}\n", 5, 19,
      "routes[0].match.path_regex: invalid regular expression: missing closing parenthesis"},
     {"lowercase method", L "routes:\n  - match: {methods: [GET, post]}\n    static: {}\n", 4, 28,

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/* TLS as a transport under cn_sock_t (OpenSSL 3 over memory BIOs, so handshakes and records
+ * never block a loop): contexts built from the configuration (server certificates chosen by
+ * SNI, client verification; client contexts with a CA, verification and a client
+ * certificate), and the per-connection layer that cn_sock_t drives. A socket with a TLS layer
+ * reads and writes plaintext like any other; its owner sees the handshake only as the first
+ * read (server) or the connect callback (client) arriving after it. */
+#ifndef CN_NET_TLS_H
+#define CN_NET_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/types.h"
+
+typedef struct cn_sock cn_sock_t;
+typedef struct cn_tls_ctx cn_tls_ctx_t;
+typedef struct cn_tls_conn cn_tls_conn_t;
+
+typedef struct cn_tls_cert_conf {
+    const char *cert; /* PEM chain */
+    const char *key;  /* PEM private key */
+} cn_tls_cert_conf_t;
+
+typedef struct cn_tls_server_conf {
+    const cn_tls_cert_conf_t *certs; /* the first is the default */
+    size_t n_certs;
+    unsigned min_version, max_version; /* TLS1_2_VERSION / TLS1_3_VERSION */
+    const char *ciphers;               /* TLS 1.2 list; NULL = cairn's default */
+    const char *client_ca;             /* NULL = no client certificates */
+    bool client_required;
+} cn_tls_server_conf_t;
+
+typedef struct cn_tls_client_conf {
+    const char *ca; /* NULL = the system trust store */
+    bool verify;
+    const char *cert, *key; /* client certificate, or NULL */
+    const char *sni;        /* server name sent and verified; NULL = none */
+} cn_tls_client_conf_t;
+
+/** A server context; NULL with a one-line reason in @err (a bad or mismatched key, an
+ *  unreadable file...). Shared by every worker (tickets resume across them). */
+cn_tls_ctx_t *cn_tls_server_new(const cn_tls_server_conf_t *conf, char *err, size_t errlen);
+/** A client context for an upstream; NULL with a reason in @err. */
+cn_tls_ctx_t *cn_tls_client_new(const cn_tls_client_conf_t *conf, char *err, size_t errlen);
+void cn_tls_ctx_ref(cn_tls_ctx_t *ctx);
+void cn_tls_ctx_unref(cn_tls_ctx_t *ctx);
+/** Seconds until the earliest notAfter of the context's certificates (negative: expired). */
+int64_t cn_tls_ctx_expiry(const cn_tls_ctx_t *ctx);
+
+/** Adds a TLS layer to an accepted socket (before its first read). */
+cairn_err_t cn_tls_accept(cn_sock_t *s, cn_tls_ctx_t *ctx);
+
+/** What a handshake established, for logs, hooks and routes (NULL/0 before it is done). */
+typedef struct cn_tls_info {
+    const char *version; /* "TLSv1.3" */
+    const char *cipher;
+    const char *sni;   /* the client's server name */
+    const char *alpn;  /* "http/1.1" */
+    bool resumed;
+    bool peer_verified; /* a client certificate was presented and verified */
+    char peer_subject[256];
+} cn_tls_info_t;
+
+/** Makes the next cn_sock_connect() of @s a TLS connection with @ctx: its connect callback
+ *  comes after the handshake (CAIRN_ETLS when it fails; cn_tls_sock_error() says why). */
+void cn_tls_sock_connect_prepare(cn_sock_t *s, cn_tls_ctx_t *ctx);
+/** Why the TLS layer of @s failed, or NULL. */
+const char *cn_tls_sock_error(const cn_sock_t *s);
+
+/** Fills @out for a socket with a TLS layer; false for a plain one. */
+bool cn_tls_get_info(cn_sock_t *s, cn_tls_info_t *out);
+
+#endif
