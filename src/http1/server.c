@@ -227,6 +227,7 @@ h1_conn_linger(cn_h1_conn_t *c)
     cn_buf_consume(&c->sock.rbuf, c->sock.rbuf.len);
     if (c->shut == NULL)
         c->shut = cn_xcalloc(1, sizeof(*c->shut));
+    cn_sock_close_notify(&c->sock);
     if (uv_shutdown(c->shut, &c->sock.u.stream, on_shutdown) != 0) {
         h1_conn_close(c, false);
         return;

@@ -75,6 +75,8 @@ enum cn_sock_send_result {
  *  Most writes complete here, which spares libuv's write request and the epoll_ctl that
  *  re-arms after it. */
 enum cn_sock_send_result cn_sock_send(cn_sock_t *s, cairn_iov_t *iov, size_t n);
+/** The clean end of the stream before a shutdown: a TLS close_notify (nothing when plain). */
+void cn_sock_close_notify(cn_sock_t *s);
 /** Closes (deferred to the loop); on_close runs later. With @reset the peer gets an RST. */
 void cn_sock_close(cn_sock_t *s, bool reset);
 /** Disables Nagle etc. on TCP sockets. */

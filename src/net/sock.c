@@ -351,6 +351,13 @@ cn_sock_close(cn_sock_t *s, bool reset)
 }
 
 void
+cn_sock_close_notify(cn_sock_t *s)
+{
+    if (s->tls != NULL && !s->closing)
+        cn_tls_sock_close_notify(s);
+}
+
+void
 cn_sock_tune(cn_sock_t *s)
 {
     if (!s->is_unix)

@@ -371,6 +371,16 @@ cn_tls_sock_connected(cn_sock_t *s)
     handshake(s);
 }
 
+void
+cn_tls_sock_close_notify(cn_sock_t *s)
+{
+    cn_tls_conn_t *t = s->tls;
+    if (!t->established || t->failed)
+        return;
+    SSL_shutdown(t->ssl); /* queues close_notify; the peer's is not waited for */
+    flush(s, false, NULL);
+}
+
 static void
 conn_freed(uv_handle_t *h)
 {

@@ -275,10 +275,9 @@ cn_tls_client_new(const cn_tls_client_conf_t *conf, char *err, size_t errlen)
         }
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
     }
-    if (conf->cert != NULL &&
-        (SSL_CTX_use_certificate_chain_file(c, conf->cert) != 1 ||
-         SSL_CTX_use_PrivateKey_file(c, conf->key, SSL_FILETYPE_PEM) != 1 ||
-         SSL_CTX_check_private_key(c) != 1)) {
+    if (conf->cert != NULL && (SSL_CTX_use_certificate_chain_file(c, conf->cert) != 1 ||
+                               SSL_CTX_use_PrivateKey_file(c, conf->key, SSL_FILETYPE_PEM) != 1 ||
+                               SSL_CTX_check_private_key(c) != 1)) {
         set_err(err, errlen, "cannot load the client certificate or its key", conf->cert);
         cn_tls_ctx_unref(ctx);
         return NULL;

@@ -44,7 +44,7 @@ struct cn_tls_conn {
     bool client;
     bool established;
     bool failed;
-    cairn_err_t eof;     /* the socket ended: reported once the plaintext before it is read */
+    cairn_err_t eof; /* the socket ended: reported once the plaintext before it is read */
     char error[200];
     char cbuf[CN_TLS_CBUF]; /* ciphertext read from the socket */
 };
@@ -61,6 +61,7 @@ ssize_t cn_tls_sock_try_write(cn_sock_t *s, const cairn_iov_t *iov, size_t n);
 enum cn_sock_send_result cn_tls_sock_send(cn_sock_t *s, const cairn_iov_t *iov, size_t n);
 void cn_tls_sock_read_started(cn_sock_t *s);
 void cn_tls_sock_close(cn_sock_t *s);
+void cn_tls_sock_close_notify(cn_sock_t *s);
 /** After the TCP connect of a socket prepared with cn_tls_sock_connect_prepare(). */
 void cn_tls_sock_connected(cn_sock_t *s);
 
