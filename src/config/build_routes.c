@@ -88,6 +88,9 @@ static const cn_conf_field_t match_fields[] = {
     CN_CONF_STRLIST("host", cn_conf_match_t, hosts, n_hosts, CN_SCALAR_OK, check_host,
                     "Host of the request: a name or a list of names; \"*.example.com\" matches "
                     "any subdomain; case-insensitive."),
+    CN_CONF_STRLIST("sni", cn_conf_match_t, snis, n_snis, CN_SCALAR_OK, check_host,
+                    "TLS server name the client sent (SNI): a name or a list, \"*.example.com\" "
+                    "for any subdomain; never matches a plain connection."),
     CN_CONF_STR_X("path_prefix", cn_conf_match_t, path_prefix, NULL, CN_NULLABLE, check_path, NULL,
                   "The path starts with this."),
     CN_CONF_STR_X("path", cn_conf_match_t, path, NULL, CN_NULLABLE, check_path, NULL,

@@ -111,9 +111,9 @@ cert_list(cn_conf_walk_t *w, const cn_dom_node_t *node, const cn_conf_listener_t
     for (size_t i = 0; i < n; i++) {
         const char *key = l->tls_cert != NULL && i == 0 ? "cert" : "certificates";
         ok = readable(w, node, key, out[i].cert) && ok;
-        ok = readable(w, node, l->tls_cert != NULL && i == 0 ? "key" : "certificates",
-                      out[i].key) &&
-             ok;
+        ok =
+            readable(w, node, l->tls_cert != NULL && i == 0 ? "key" : "certificates", out[i].key) &&
+            ok;
     }
     return ok ? n : 0;
 }

@@ -170,6 +170,8 @@ typedef struct cn_conf_match {
     char *listener; /* listener name; NULL = any */
     char **hosts;   /* exact "a.example" or "*.example" (any subdomain); case-insensitive */
     size_t n_hosts;
+    char **snis; /* TLS server names, patterns as for hosts; a plain connection never matches */
+    size_t n_snis;
     char *path_prefix;
     char *path;       /* exact */
     char *path_regex; /* PCRE2 */

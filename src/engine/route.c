@@ -23,16 +23,14 @@ host_without_port(cairn_iov_t h)
     return h;
 }
 
+/* @host against exact names and "*.suffix" patterns, case-insensitive. */
 static bool
-host_matches(const cn_conf_match_t *m, cairn_iov_t authority)
+name_in(char **pats, size_t n, cairn_iov_t host)
 {
-    if (m->n_hosts == 0)
-        return true;
-    cairn_iov_t host = host_without_port(authority);
     if (host.len > 0 && host.base[host.len - 1] == '.')
         host.len--; /* a fully qualified name with its root dot */
-    for (size_t i = 0; i < m->n_hosts; i++) {
-        const char *pat = m->hosts[i];
+    for (size_t i = 0; i < n; i++) {
+        const char *pat = pats[i];
         size_t pl = strlen(pat);
         if (pl > 2 && pat[0] == '*' && pat[1] == '.') {
             /* "*.example.com" matches any subdomain, not the bare domain. */
@@ -45,6 +43,18 @@ host_matches(const cn_conf_match_t *m, cairn_iov_t authority)
         }
     }
     return false;
+}
+
+static bool
+host_matches(const cn_conf_match_t *m, cairn_iov_t authority)
+{
+    return m->n_hosts == 0 || name_in(m->hosts, m->n_hosts, host_without_port(authority));
+}
+
+static bool
+sni_matches(const cn_conf_match_t *m, const char *sni)
+{
+    return m->n_snis == 0 || (sni != NULL && name_in(m->snis, m->n_snis, cn_iov_cstr(sni)));
 }
 
 static bool
@@ -132,15 +142,17 @@ path_matches(const cn_conf_match_t *m, cairn_iov_t path)
 }
 
 const cn_conf_route_t *
-cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req, const char *listener)
+cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req, const char *listener,
+               const char *sni)
 {
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const cn_conf_route_t *r = &cfg->routes[i];
         const cn_conf_match_t *m = &r->match;
         if (m->listener != NULL && (listener == NULL || strcmp(m->listener, listener) != 0))
             continue;
-        if (!host_matches(m, req->authority) || !methods_match(m, req->method) ||
-            !path_matches(m, req->path) || !headers_match(m, &req->headers) || !query_match(m, req))
+        if (!host_matches(m, req->authority) || !sni_matches(m, sni) ||
+            !methods_match(m, req->method) || !path_matches(m, req->path) ||
+            !headers_match(m, &req->headers) || !query_match(m, req))
             continue;
         return r;
     }

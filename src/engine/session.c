@@ -161,7 +161,7 @@ void
 cn_session_route(cn_session_t *s)
 {
     const cn_http_req_t *req = s->req;
-    s->route = cn_route_match(s->cfg, req, s->ds->listener);
+    s->route = cn_route_match(s->cfg, req, s->ds->listener, s->ds->tls_sni);
     if (s->route == NULL && s->upstream_override != NULL)
         s->route = &hook_route;
     if (s->route == NULL) {

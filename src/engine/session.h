@@ -150,9 +150,10 @@ cairn_action_t cn_hooks_fail(cn_session_t *s, cairn_err_t err, unsigned *status)
 void cn_hooks_end(cn_session_t *s);
 
 /* route.c */
-/** First route matching the request, or NULL. */
+/** First route matching the request, or NULL. @sni: the TLS server name of the connection
+ *  (NULL when plain or none was sent). */
 const cn_conf_route_t *cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req,
-                                      const char *listener);
+                                      const char *listener, const char *sni);
 /** True when @ss (a client address) is inside one of the @n CIDR ranges. */
 bool cn_route_addr_in(const cn_conf_cidr_t *cidrs, size_t n, const struct sockaddr_storage *ss);
 /** Applies add/set/remove rules to @h. */
