@@ -35,6 +35,8 @@ struct cn_h1_server {
     bool draining;
     uint64_t (*next_id)(void);            /* connection ids, unique in the process */
     void (*on_idle)(cn_h1_server_t *srv); /* called when draining and the last conn closed */
+    /* Optional: a TLS handshake of a connection of listener @name ended. */
+    void (*on_tls)(cn_h1_server_t *srv, const char *name, bool ok, bool resumed);
     void *data;
 };
 

@@ -289,6 +289,15 @@ cn_h1_server_init(cn_h1_server_t *srv, uv_loop_t *loop, const cn_h1_settings_t *
     srv->handler_ctx = ctx;
 }
 
+static void
+on_handshake(cn_sock_t *s, bool ok)
+{
+    cn_h1_conn_t *c = s->data;
+    cn_tls_info_t ti;
+    if (c->srv->on_tls != NULL)
+        c->srv->on_tls(c->srv, c->listener, ok, ok && cn_tls_get_info(s, &ti) && ti.resumed);
+}
+
 void
 cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, const char *name,
                     struct cn_tls_ctx *tls)
@@ -309,6 +318,7 @@ cn_h1_server_accept(cn_h1_server_t *srv, uv_stream_t *listener, bool is_unix, co
         cn_sock_close(&c->sock, false);
         return;
     }
+    c->sock.on_handshake = tls != NULL ? on_handshake : NULL;
     if (tls != NULL && cn_tls_accept(&c->sock, tls) != CAIRN_OK) {
         c->closing = 1;
         cn_sock_close(&c->sock, true);

@@ -45,6 +45,7 @@ static const char *const fill_event_values[] = {"background_revalidation", "take
                                                 "leader_elected", "abandoned"};
 static const char *const conn_state_values[] = {"active", "idle"};
 static const char *const reload_values[] = {"ok", "error"};
+static const char *const handshake_values[] = {"ok", "failed"};
 static const char *const version_values[] = {CAIRN_VERSION_STRING};
 
 _Static_assert(CN_ARRAY_LEN(tier_values) == CN_METRICS_TIER_MEMORY + 1, "tier table");
@@ -70,6 +71,7 @@ static const struct label_def label_defs[CN_ML__COUNT] = {
     [CN_ML_ROUTE] = {"route", NULL, 0},
     [CN_ML_UPSTREAM] = {"upstream", NULL, 0},
     [CN_ML_CACHE] = {"cache", NULL, 0},
+    [CN_ML_LISTENER] = {"listener", NULL, 0},
     [CN_ML_CODE] = FIXED("code", code_values),
     [CN_ML_TIER] = FIXED("tier", tier_values),
     [CN_ML_LOOKUP] = FIXED("result", lookup_values),
@@ -80,6 +82,7 @@ static const struct label_def label_defs[CN_ML__COUNT] = {
     [CN_ML_CONN_STATE] = FIXED("state", conn_state_values),
     [CN_ML_RELOAD_RESULT] = FIXED("result", reload_values),
     [CN_ML_VERSION] = FIXED("version", version_values),
+    [CN_ML_HANDSHAKE] = FIXED("result", handshake_values),
 };
 #undef FIXED
 
@@ -289,6 +292,8 @@ config_name(const cn_config_t *cfg, cn_metrics_label_t label, size_t i)
         return cfg->routes[i].name ? cfg->routes[i].name : "-";
     case CN_ML_UPSTREAM:
         return cfg->upstreams[i].name;
+    case CN_ML_LISTENER:
+        return cfg->listeners[i].name ? cfg->listeners[i].name : "-";
     default:
         return cfg->caches[i].name;
     }
@@ -297,7 +302,8 @@ config_name(const cn_config_t *cfg, cn_metrics_label_t label, size_t i)
 static void
 map_build(cn_metrics_t *m, struct metrics_map *mp, cn_config_t *cfg)
 {
-    const size_t counts[CN_ML__NAMED] = {cfg->n_routes, cfg->n_upstreams, cfg->n_caches};
+    const size_t counts[CN_ML__NAMED] = {cfg->n_routes, cfg->n_upstreams, cfg->n_caches,
+                                         cfg->n_listeners};
     cn_config_ref(cfg);
     mp->cfg = cfg;
     for (size_t l = 0; l < CN_ML__NAMED; l++) {
@@ -415,6 +421,14 @@ void
 cn_metrics_upstream_error(cn_metrics_t *m, uint32_t upstream_slot, cn_metrics_err_kind_t kind)
 {
     add(&cells_of(m, CN_M_UPSTREAM_ERRORS, upstream_slot)[kind], 1);
+}
+
+void
+cn_metrics_tls_handshake(cn_metrics_t *m, uint32_t listener_slot, bool ok, bool resumed)
+{
+    add(&cells_of(m, CN_M_TLS_HANDSHAKES, listener_slot)[ok ? 0 : 1], 1);
+    if (ok && resumed)
+        add(cells_of(m, CN_M_TLS_RESUMED, listener_slot), 1);
 }
 
 cn_metrics_err_kind_t

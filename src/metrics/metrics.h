@@ -30,6 +30,7 @@ typedef enum cn_metrics_label {
     CN_ML_ROUTE = 0,     /* route */
     CN_ML_UPSTREAM,      /* upstream */
     CN_ML_CACHE,         /* cache */
+    CN_ML_LISTENER,      /* listener (its name, or its address) */
     CN_ML_CODE,          /* code: a fixed table of status codes, then "1xx".."5xx", "other" */
     CN_ML_TIER,          /* tier: cn_metrics_tier_t */
     CN_ML_LOOKUP,        /* result: hit, miss */
@@ -40,9 +41,10 @@ typedef enum cn_metrics_label {
     CN_ML_CONN_STATE,    /* state: active, idle */
     CN_ML_RELOAD_RESULT, /* result: ok, error */
     CN_ML_VERSION,       /* version: CAIRN_VERSION_STRING */
+    CN_ML_HANDSHAKE,     /* result: ok, failed */
     CN_ML__COUNT
 } cn_metrics_label_t;
-#define CN_ML__NAMED 3
+#define CN_ML__NAMED 4
 
 /** Config names per label in one set; past this, names share the slot "_other". */
 #define CN_METRICS_MAX_NAMES 256
@@ -131,6 +133,8 @@ void cn_metrics_upstream_response(cn_metrics_t *m, uint32_t upstream_slot, unsig
 void cn_metrics_upstream_error(cn_metrics_t *m, uint32_t upstream_slot, cn_metrics_err_kind_t kind);
 /** The kind of an upstream failure. */
 cn_metrics_err_kind_t cn_metrics_err_kind(cairn_err_t err);
+/** A TLS handshake on the listener in @listener_slot ended (resumed: a session was reused). */
+void cn_metrics_tls_handshake(cn_metrics_t *m, uint32_t listener_slot, bool ok, bool resumed);
 /** A request started (+1) or stopped (-1) waiting on another request's fill. */
 void cn_metrics_cache_lock_waiters(cn_metrics_t *m, int delta);
 /** A wait on a fill ended after @wait_ns. */

@@ -38,11 +38,13 @@ struct cn_sock {
     void *data;
     struct cn_tls_conn *tls;        /* the TLS layer, or NULL (net/tls.h) */
     struct cn_tls_ctx *tls_connect; /* cn_sock_connect() adds a client TLS layer */
-    uint8_t is_unix : 1;            /* 0 = TCP, 1 = unix socket */
-    uint8_t reading : 1;            /* uv_read_start is active */
-    uint8_t writing : 1;            /* one write in flight */
-    uint8_t closing : 1;            /* cn_sock_close was called */
-    uint8_t hold : 1;               /* rbuf is lent out: reads stop (once) instead of moving it */
+    /* Optional: a server-side TLS handshake finished (ok) or failed. */
+    void (*on_handshake)(cn_sock_t *s, bool ok);
+    uint8_t is_unix : 1; /* 0 = TCP, 1 = unix socket */
+    uint8_t reading : 1; /* uv_read_start is active */
+    uint8_t writing : 1; /* one write in flight */
+    uint8_t closing : 1; /* cn_sock_close was called */
+    uint8_t hold : 1;    /* rbuf is lent out: reads stop (once) instead of moving it */
 };
 
 /** Initialises @s as an accepted connection from @server. Returns CAIRN_OK or an error. */

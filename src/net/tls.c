@@ -157,6 +157,8 @@ fail(cn_sock_t *s)
     t->failed = true;
     describe_failure(t);
     CN_LOG_INFO(0, "TLS %s failed: %s", t->client ? "connect" : "handshake", t->error);
+    if (!t->client && !t->established && s->on_handshake != NULL)
+        s->on_handshake(s, false);
     if (t->client && !t->established)
         s->on_connect(s, CAIRN_ETLS);
     else
@@ -179,6 +181,8 @@ handshake(cn_sock_t *s)
         return false;
     }
     t->established = true;
+    if (!t->client && s->on_handshake != NULL)
+        s->on_handshake(s, true);
     if (t->client) {
         cn_sock_read_stop(s); /* the owner starts reading when it wants the response */
         s->on_connect(s, CAIRN_OK);
@@ -277,6 +281,8 @@ cn_tls_sock_end(cn_sock_t *s, cairn_err_t err)
         snprintf(t->error, sizeof(t->error), "connection closed during the handshake");
         t->failed = true;
         CN_LOG_INFO(0, "TLS %s failed: %s", t->client ? "connect" : "handshake", t->error);
+        if (!t->client && s->on_handshake != NULL)
+            s->on_handshake(s, false);
         if (t->client)
             s->on_connect(s, CAIRN_ETLS);
         else

@@ -18,6 +18,14 @@
 static void maybe_stop(cn_worker_t *w);
 
 static void
+on_h1_tls(cn_h1_server_t *h1, const char *name, bool ok, bool resumed)
+{
+    cn_worker_t *w = h1->data;
+    uint32_t slot = cn_metrics_intern(w->metrics, CN_ML_LISTENER, name ? name : "-");
+    cn_metrics_tls_handshake(w->metrics, slot, ok, resumed);
+}
+
+static void
 on_async(uv_async_t *a)
 {
     cn_worker_run_posted(a->data);
@@ -286,6 +294,7 @@ cn_worker_start(cn_worker_t *w, cn_server_t *srv, unsigned index, cn_config_t *c
     cn_h1_server_init(&w->h1, &w->loop, &w->h1set, &cn_session_handler, w);
     w->h1.next_id = next_conn_id;
     w->h1.on_idle = on_h1_idle;
+    w->h1.on_tls = on_h1_tls;
     w->h1.data = w;
     cairn_err_t err = CAIRN_OK;
     for (size_t i = 0; i < n; i++) {

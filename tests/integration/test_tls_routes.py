@@ -58,3 +58,51 @@ def test_match_sni(cairn, cert):
         while chunk := s.recv(4096):
             data += chunk
     assert data.endswith(b"route default\n"), data
+
+
+def metric(admin_port, name, **labels):
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5).read().decode()
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for ln in text.splitlines():
+        if ln.startswith(f"{name}{{{want}}} "):
+            return float(ln.split()[-1])
+    raise AssertionError(f"no {name}{{{want}}} in /metrics")
+
+
+def test_tls_handshake_metrics(cairn, cert):
+    """cairn_tls_handshakes_total{listener,result} and cairn_tls_resumed_total{listener}."""
+    c_pem, k_pem = cert
+    port = free_port()
+    c = cairn({"server": {"workers": 1},
+               "listeners": [{"listen": f"127.0.0.1:{port}", "name": "secure",
+                              "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
+               "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
+    ctx = ssl.create_default_context(cafile=str(c_pem))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # a session id / ticket Python can reuse
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            sess = s.session
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="a.test", session=sess) as s:
+            assert s.session_reused, "the second connection did not resume"
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: plain\r\n\r\n")  # not a ClientHello
+        try:
+            while s.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+    import time
+    deadline = time.monotonic() + 3
+    while metric(c.admin_port, "cairn_tls_handshakes_total", listener="secure",
+                 result="failed") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(c.admin_port, "cairn_tls_handshakes_total", listener="secure", result="ok") == 2
+    assert metric(c.admin_port, "cairn_tls_handshakes_total", listener="secure",
+                  result="failed") == 1
+    assert metric(c.admin_port, "cairn_tls_resumed_total", listener="secure") == 1
