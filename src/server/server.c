@@ -20,6 +20,7 @@
 #include "core/pool.h"
 #include "core/time.h"
 #include "net/net.h"
+#include "net/tls.h"
 #include "engine/accesslog.h"
 #include "engine/cached.h"
 #include "cache/fill.h"
@@ -76,6 +77,24 @@ cn_srv_create_missing_caches(cn_server_t *srv, const cn_config_t *cfg)
         srv->caches = cn_xrealloc(srv->caches, (srv->n_caches + 1) * sizeof(*srv->caches));
         srv->caches[srv->n_caches++] =
             cn_cache_new(cc->name, cc->memory_size, cc->memory_max_object);
+    }
+}
+
+/* A listener certificate that expires within 30 days (or has) is worth a line at start and at
+ * every reload. */
+void
+cn_srv_warn_tls_expiry(const cn_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const cn_conf_listener_t *l = &cfg->listeners[i];
+        if (l->tls_ctx == NULL)
+            continue;
+        int64_t left = cn_tls_ctx_expiry(l->tls_ctx);
+        if (left < 0)
+            CN_LOG_WARN(0, "listener %s: a TLS certificate has expired", l->addr.text);
+        else if (left < 30 * 86400)
+            CN_LOG_WARN(0, "listener %s: a TLS certificate expires in %lld days", l->addr.text,
+                        (long long)(left / 86400));
     }
 }
 
@@ -480,6 +499,7 @@ log_started(cn_server_t *srv)
     if (cfg->admin.enabled)
         CN_LOG_NOTICE(0, "admin on %s", cfg->admin.listen.text);
     CN_LOG_NOTICE(0, "cairn started: %u workers, config %s", srv->n_workers, cfg->file);
+    cn_srv_warn_tls_expiry(cfg);
     for (size_t i = 0; i < cfg->n_upstreams; i++)
         if (cfg->upstreams[i].tls_ctx != NULL && !cfg->upstreams[i].tls_verify)
             CN_LOG_WARN(0, "upstream %s: tls.verify is false: its certificates are not checked",

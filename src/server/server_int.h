@@ -206,4 +206,7 @@ void cn_srv_start_handover(cn_server_t *srv);
 /** Ends the hand-over in progress (srv->upgrade), whatever its outcome. */
 void cn_srv_handover_end(cn_server_t *srv);
 
+/** Warns about listener certificates that expire within 30 days (start, reload). */
+void cn_srv_warn_tls_expiry(const cn_config_t *cfg);
+
 #endif

@@ -231,6 +231,7 @@ reload(cn_server_t *srv, char *err, size_t errlen)
         cn_worker_reload(&srv->workers[w], r);
     uv_async_send(&srv->wake);
     CN_LOG_NOTICE(0, "configuration reloaded (generation %" PRIu64 ")", srv->generation);
+    cn_srv_warn_tls_expiry(cfg);
     return CAIRN_OK;
 }
 

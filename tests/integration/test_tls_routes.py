@@ -106,3 +106,16 @@ def test_tls_handshake_metrics(cairn, cert):
     assert metric(c.admin_port, "cairn_tls_handshakes_total", listener="secure",
                   result="failed") == 1
     assert metric(c.admin_port, "cairn_tls_resumed_total", listener="secure") == 1
+
+
+def test_certificate_expiring_soon_is_warned(cairn, tmp_path):
+    c_pem, k_pem = tmp_path / "soon.pem", tmp_path / "soon.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(k_pem), "-out",
+                    str(c_pem), "-days", "5", "-subj", "/CN=soon.test"],
+                   check=True, capture_output=True)
+    port = free_port()
+    c = cairn({"listeners": [{"listen": f"127.0.0.1:{port}",
+                              "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
+               "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
+    assert f"listener 127.0.0.1:{port}: a TLS certificate expires in" in c.stderr_text()
