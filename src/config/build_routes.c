@@ -134,6 +134,20 @@ match_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t index
     }
 }
 
+static const cn_conf_field_t client_cert_fields[] = {
+    CN_CONF_STR_X("subject", cn_conf_route_t, client_cert_headers.subject, NULL, CN_NULLABLE,
+                  check_header_name, NULL, "Header with the subject (RFC 2253)."),
+    CN_CONF_STR_X("san", cn_conf_route_t, client_cert_headers.san, NULL, CN_NULLABLE,
+                  check_header_name, NULL,
+                  "Header with the subjectAltNames (DNS:, URI:, email:), comma-separated."),
+    CN_CONF_STR_X("fingerprint", cn_conf_route_t, client_cert_headers.fingerprint, NULL,
+                  CN_NULLABLE, check_header_name, NULL,
+                  "Header with the SHA-256 fingerprint (lower-case hex)."),
+    CN_CONF_STR_X("serial", cn_conf_route_t, client_cert_headers.serial, NULL, CN_NULLABLE,
+                  check_header_name, NULL, "Header with the serial number (hex)."),
+    CN_CONF_END,
+};
+
 static const cn_conf_field_t header_rules_fields[] = {
     CN_CONF_STRMAP("add", cn_conf_header_rules_t, add, n_add, 0, check_header_name,
                    "Headers appended, keeping existing values."),
@@ -310,6 +324,9 @@ const cn_conf_field_t cn_conf_route_fields[] = {
                   "Host header sent upstream; null = the client's."),
     CN_CONF_STRUCT("request_headers", cn_conf_route_t, request_headers, header_rules_fields, NULL,
                    "Edits of the request headers sent upstream."),
+    CN_CONF_GROUP("client_cert_headers", client_cert_fields, NULL, NULL,
+                  "mTLS: headers that carry the verified client certificate upstream. Fields "
+                  "with these names coming from the client are always removed first."),
     CN_CONF_STRUCT("response_headers", cn_conf_route_t, response_headers, header_rules_fields, NULL,
                    "Edits of the response headers sent to the client."),
     CN_CONF_GROUP("static", static_fields, NULL, route_is_static,

@@ -210,6 +210,9 @@ typedef struct cn_conf_route {
     bool strip_prefix;      /* remove match.path_prefix before forwarding */
     char *rewrite_prefix;   /* replace match.path_prefix with this */
     char *host_header;      /* rewrite Host towards the upstream */
+    struct {                /* mTLS identity forwarded upstream (header names; NULL = not sent) */
+        char *subject, *san, *fingerprint, *serial;
+    } client_cert_headers;
     cn_conf_header_rules_t request_headers;
     cn_conf_header_rules_t response_headers;
     struct {

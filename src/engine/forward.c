@@ -12,6 +12,7 @@
 #include "engine/cached.h"
 #include "engine/session.h"
 #include "engine/stats.h"
+#include "net/tls.h"
 #include "upstream/upstream.h"
 
 typedef struct forward {
@@ -136,6 +137,31 @@ select_peer(void *cb, const cn_conf_peer_t **peer)
     return true;
 }
 
+/* The verified client certificate in the route's client_cert_headers; what the client sent
+ * under those names never passes. */
+static void
+add_client_cert(cn_session_t *s, cn_headers_t *h)
+{
+    const char *names[] = {s->route->client_cert_headers.subject, s->route->client_cert_headers.san,
+                           s->route->client_cert_headers.fingerprint,
+                           s->route->client_cert_headers.serial};
+    const size_t n = CN_ARRAY_LEN(names);
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        if (names[i] != NULL) {
+            cn_headers_remove(h, cn_iov_cstr(names[i]));
+            any = true;
+        }
+    cn_tls_peer_t peer;
+    if (!any || s->ds == NULL || s->ds->tls_sock == NULL ||
+        !cn_tls_peer_identity(s->ds->tls_sock, &peer))
+        return;
+    const char *values[] = {peer.subject, peer.san, peer.fingerprint, peer.serial};
+    for (size_t i = 0; i < n; i++)
+        if (names[i] != NULL && values[i][0] != '\0')
+            cn_headers_add_copy(h, cn_iov_cstr(names[i]), cn_iov_cstr(values[i]));
+}
+
 static bool
 prepare(void *cb, cn_ux_request_t *rq)
 {
@@ -152,6 +178,7 @@ prepare(void *cb, cn_ux_request_t *rq)
     cairn_iov_t host = s->route->host_header ? cn_iov_cstr(s->route->host_header) : orig_host;
     add_forwarded(s, h, orig_host);
     add_via(s, h, req->version);
+    add_client_cert(s, h);
     cn_route_apply_headers(&s->route->request_headers, h);
     /* Host travels in the header list while hooks run, so they can read or change it. */
     cn_headers_add(h, CAIRN_IOV_LIT("Host"), host);

@@ -75,6 +75,7 @@ struct cn_http_ds {
     bool tls;
     /* The connection's TLS facts (static or connection-lived strings; NULL when plain). */
     const char *tls_version, *tls_cipher, *tls_sni;
+    struct cn_sock *tls_sock; /* the TLS connection (client certificate identity), or NULL */
     bool tls_resumed;
 };
 

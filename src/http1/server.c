@@ -427,6 +427,7 @@ new_exchange(cn_h1_conn_t *c, cn_arena_t **arena_out)
     ds->tls_cipher = ti.cipher;
     ds->tls_sni = ti.sni;
     ds->tls_resumed = ti.resumed;
+    ds->tls_sock = ds->tls ? &c->sock : NULL;
     ds->client_addr = peer_of(c, arena, ds->client, sizeof(ds->client));
     c->ex = ex;
     c->ds = ds;

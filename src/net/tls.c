@@ -433,3 +433,54 @@ cn_tls_get_info(cn_sock_t *s, cn_tls_info_t *out)
     }
     return true;
 }
+
+static void
+append_san(char *out, size_t cap, const char *kind, const ASN1_STRING *v)
+{
+    size_t n = strlen(out);
+    int len = ASN1_STRING_length(v);
+    if (len <= 0 || n + (size_t)len + 16 >= cap)
+        return;
+    snprintf(out + n, cap - n, "%s%s:%.*s", n ? ", " : "", kind, len,
+             (const char *)ASN1_STRING_get0_data(v));
+}
+
+bool
+cn_tls_peer_identity(cn_sock_t *s, cn_tls_peer_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    cn_tls_conn_t *t = s->tls;
+    if (t == NULL || !t->established)
+        return false;
+    X509 *x = SSL_get0_peer_certificate(t->ssl);
+    if (x == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
+        return false;
+    BIO *b = BIO_new(BIO_s_mem());
+    X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+    int n = BIO_read(b, out->subject, sizeof(out->subject) - 1);
+    out->subject[n > 0 ? n : 0] = '\0';
+    BIO_free(b);
+    GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type == GEN_DNS)
+            append_san(out->san, sizeof(out->san), "DNS", g->d.dNSName);
+        else if (g->type == GEN_URI)
+            append_san(out->san, sizeof(out->san), "URI", g->d.uniformResourceIdentifier);
+        else if (g->type == GEN_EMAIL)
+            append_san(out->san, sizeof(out->san), "email", g->d.rfc822Name);
+    }
+    GENERAL_NAMES_free(sans);
+    unsigned char md[32];
+    unsigned mdlen = 0;
+    if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1)
+        for (unsigned i = 0; i < mdlen && i < 32; i++)
+            snprintf(out->fingerprint + 2 * i, 3, "%02x", md[i]);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    if (hex != NULL)
+        snprintf(out->serial, sizeof(out->serial), "%s", hex);
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return true;
+}

@@ -69,6 +69,17 @@ void cn_tls_sock_connect_prepare(cn_sock_t *s, cn_tls_ctx_t *ctx);
 /** Why the TLS layer of @s failed, or NULL. */
 const char *cn_tls_sock_error(const cn_sock_t *s);
 
+/** The verified client certificate of a server connection. */
+typedef struct cn_tls_peer {
+    char subject[512];    /* RFC 2253 */
+    char san[512];        /* "DNS:a.example, URI:spiffe://..., email:x@y" */
+    char fingerprint[65]; /* SHA-256, lower-case hex */
+    char serial[80];      /* hex */
+} cn_tls_peer_t;
+
+/** Fills @out when @s presented a certificate that was verified; false otherwise. */
+bool cn_tls_peer_identity(cn_sock_t *s, cn_tls_peer_t *out);
+
 /** Fills @out for a socket with a TLS layer; false for a plain one. */
 bool cn_tls_get_info(cn_sock_t *s, cn_tls_info_t *out);
 

@@ -119,3 +119,82 @@ def test_certificate_expiring_soon_is_warned(cairn, tmp_path):
                               "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
                "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
     assert f"listener 127.0.0.1:{port}: a TLS certificate expires in" in c.stderr_text()
+
+
+def make_ca_and_client(d):
+    ca_key, ca = d / "ca.key", d / "ca.pem"
+    run = lambda *a: subprocess.run(list(a), check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2", "-subj", "/CN=test CA")
+    srv_key, srv_csr, srv = d / "s.key", d / "s.csr", d / "s.pem"
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", str(srv_key), "-out", str(srv_csr), "-subj", "/CN=a.test")
+    ext = d / "s.ext"
+    ext.write_text("subjectAltName=DNS:a.test\n")
+    run("openssl", "x509", "-req", "-in", str(srv_csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(srv), "-days", "2", "-extfile", str(ext))
+    cl_key, cl_csr, cl = d / "c.key", d / "c.csr", d / "c.pem"
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", str(cl_key), "-out", str(cl_csr), "-subj", "/O=acme/CN=client one")
+    cext = d / "c.ext"
+    cext.write_text("subjectAltName=DNS:client.acme.test,URI:spiffe://acme/one\n")
+    run("openssl", "x509", "-req", "-in", str(cl_csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cl), "-days", "2", "-extfile", str(cext))
+    fp = run("openssl", "x509", "-in", str(cl), "-noout", "-fingerprint", "-sha256").stdout
+    fingerprint = fp.decode().split("=", 1)[1].strip().replace(":", "").lower()
+    serial = run("openssl", "x509", "-in", str(cl), "-noout", "-serial").stdout
+    serial = serial.decode().split("=", 1)[1].strip().upper()
+    return ca, (srv, srv_key), (cl, cl_key), fingerprint, serial
+
+
+def test_client_certificate_forwarded_in_configured_headers(cairn, origin, tmp_path):
+    ca, (srv, srv_key), (cl, cl_key), fingerprint, serial = make_ca_and_client(tmp_path)
+    o = origin()
+    port = free_port()
+    c = cairn({"server": {"workers": 1},
+               "listeners": [{"listen": f"127.0.0.1:{port}",
+                              "tls": {"cert": str(srv), "key": str(srv_key),
+                                      "client_ca": str(ca), "client_verify": "optional"}}],
+               "upstreams": {"o": {"peers": [{"address": o.address}]}},
+               "routes": [{"upstream": "o",
+                           "client_cert_headers": {"subject": "X-Client-Subject",
+                                                   "san": "X-Client-SAN",
+                                                   "fingerprint": "X-Client-Fingerprint",
+                                                   "serial": "X-Client-Serial"}}]})
+
+    def request(with_cert):
+        ctx = ssl.create_default_context(cafile=str(ca))
+        if with_cert:
+            ctx.load_cert_chain(str(cl), str(cl_key))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+                s.sendall(b"GET /id HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n"
+                          b"X-Client-Subject: CN=forged\r\nX-Client-Serial: 1\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data
+        return o.requests[-1]
+
+    r = request(with_cert=True)
+    assert r.header_all("x-client-subject") == ["CN=client one,O=acme"], r.headers
+    assert r.header("x-client-san") == "DNS:client.acme.test, URI:spiffe://acme/one"
+    assert r.header("x-client-fingerprint") == fingerprint
+    assert r.header_all("x-client-serial") == [serial]
+    r = request(with_cert=False)
+    for name in ("x-client-subject", "x-client-serial", "x-client-san", "x-client-fingerprint"):
+        assert r.header(name) is None, (name, r.headers)
+
+
+def test_client_cert_headers_stripped_on_plain_connections(cairn, origin):
+    o = origin()
+    c = cairn({"server": {"workers": 1},
+               "upstreams": {"o": {"peers": [{"address": o.address}]}},
+               "routes": [{"upstream": "o",
+                           "client_cert_headers": {"subject": "X-Client-Subject"}}]})
+    with socket.create_connection(("127.0.0.1", c.port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"X-Client-Subject: CN=admin\r\n\r\n")
+        while s.recv(4096):
+            pass
+    assert o.requests[-1].header("x-client-subject") is None
