@@ -112,7 +112,8 @@ typedef struct cn_conf_listener {
     size_t n_tls_protocols;
     char *tls_ciphers;
     char *tls_client_ca;
-    int tls_client_verify;      /* 0 required, 1 optional */
+    int tls_client_verify; /* 0 required, 1 optional */
+    bool tls_strict_sni;
     struct cn_tls_ctx *tls_ctx; /* built at load (net/tls.h); NULL = plain */
 } cn_conf_listener_t;
 

@@ -14,6 +14,7 @@
 #include "core/str.h"
 #include "core/time.h"
 #include "http/path.h"
+#include "net/tls.h"
 #include "engine/cached.h"
 #include "engine/stats.h"
 
@@ -270,6 +271,11 @@ on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
     }
     if (!normalize_path(s, req))
         return s;
+    if (ds->tls_sock != NULL &&
+        !cn_tls_host_fits(ds->tls_sock, req->authority.base, req->authority.len)) {
+        cn_session_error(s, 421, "Host is not a name of this connection's certificate");
+        return s;
+    }
     cn_hooks_request_filter(s, cn_session_route);
     return s;
 }

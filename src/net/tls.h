@@ -30,6 +30,7 @@ typedef struct cn_tls_server_conf {
     const char *ciphers;               /* TLS 1.2 list; NULL = cairn's default */
     const char *client_ca;             /* NULL = no client certificates */
     bool client_required;
+    bool strict_sni; /* cn_tls_host_fits() checks requests' Host */
 } cn_tls_server_conf_t;
 
 typedef struct cn_tls_client_conf {
@@ -79,6 +80,10 @@ typedef struct cn_tls_peer {
 
 /** Fills @out when @s presented a certificate that was verified; false otherwise. */
 bool cn_tls_peer_identity(cn_sock_t *s, cn_tls_peer_t *out);
+
+/** With strict_sni: whether @host (a Host value, port allowed) is a name of the certificate
+ *  the server connection @s was served. Always true without strict_sni. */
+bool cn_tls_host_fits(cn_sock_t *s, const char *host, size_t len);
 
 /** Fills @out for a socket with a TLS layer; false for a plain one. */
 bool cn_tls_get_info(cn_sock_t *s, cn_tls_info_t *out);

@@ -220,6 +220,7 @@ cn_tls_server_new(const cn_tls_server_conf_t *conf, char *err, size_t errlen)
     cn_tls_ctx_t *ctx = cn_xcalloc(1, sizeof(*ctx));
     atomic_init(&ctx->refcnt, 1);
     ctx->server = true;
+    ctx->strict_sni = conf->strict_sni;
     pthread_mutex_init(&ctx->lock, NULL);
     for (size_t i = 0; i < conf->n_certs; i++) {
         if (!add_cert(ctx, conf, &conf->certs[i], err, errlen)) {
@@ -322,4 +323,40 @@ cn_tls_ctx_session(cn_tls_ctx_t *ctx)
         SSL_SESSION_up_ref(s);
     pthread_mutex_unlock(&ctx->lock);
     return s;
+}
+
+static bool
+name_fits(const char *pat, const char *host, size_t len)
+{
+    size_t pl = strlen(pat);
+    if (pl == len && strncasecmp(pat, host, len) == 0)
+        return true;
+    if (pl < 3 || pat[0] != '*' || pat[1] != '.')
+        return false;
+    const char *dot = memchr(host, '.', len);
+    return dot != NULL && (size_t)(host + len - dot) == pl - 1 &&
+           strncasecmp(dot, pat + 1, pl - 1) == 0;
+}
+
+bool
+cn_tls_host_fits(cn_sock_t *s, const char *host, size_t len)
+{
+    cn_tls_conn_t *t = s->tls;
+    if (t == NULL || !t->ctx->strict_sni || len == 0)
+        return true; /* a request without Host has nothing to misdirect */
+    const char *colon = memchr(host, ':', len);
+    if (host[0] != '[' && colon != NULL)
+        len = (size_t)(colon - host);
+    if (len > 0 && host[len - 1] == '.')
+        len--;
+    SSL_CTX *served = SSL_get_SSL_CTX(t->ssl);
+    for (size_t i = 0; i < t->ctx->n_slots; i++) {
+        const cn_tls_slot_t *slot = &t->ctx->slots[i];
+        if (slot->ssl_ctx != served)
+            continue;
+        for (size_t j = 0; j < slot->n_names; j++)
+            if (name_fits(slot->names[j], host, len))
+                return true;
+    }
+    return false;
 }

@@ -26,6 +26,7 @@ struct cn_tls_ctx {
     atomic_int refcnt;
     bool server;
     bool verify;
+    bool strict_sni;
     cn_tls_slot_t slots[CN_TLS_MAX_SLOTS]; /* server: the first is the default */
     size_t n_slots;
     size_t n_certs;

@@ -198,3 +198,26 @@ def test_client_cert_headers_stripped_on_plain_connections(cairn, origin):
         while s.recv(4096):
             pass
     assert o.requests[-1].header("x-client-subject") is None
+
+
+def test_strict_sni_answers_421_for_another_host(cairn, cert):
+    c_pem, k_pem = cert  # names: a.test, b.test, x.w.test
+    port = free_port()
+    cairn({"server": {"workers": 1},
+           "listeners": [{"listen": f"127.0.0.1:{port}",
+                          "tls": {"cert": str(c_pem), "key": str(k_pem), "strict_sni": True}}],
+           "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
+    assert get_over_tls(port, c_pem, "a.test", host="b.test:443").startswith(b"HTTP/1.1 200")
+    assert get_over_tls(port, c_pem, "a.test", host="A.TEST").startswith(b"HTTP/1.1 200")
+    r = get_over_tls(port, c_pem, "a.test", host="other.example")
+    assert r.startswith(b"HTTP/1.1 421"), r
+
+
+def test_without_strict_sni_any_host_is_served(cairn, cert):
+    c_pem, k_pem = cert
+    port = free_port()
+    cairn({"server": {"workers": 1},
+           "listeners": [{"listen": f"127.0.0.1:{port}",
+                          "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
+           "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
+    assert get_over_tls(port, c_pem, "a.test", host="other.example").startswith(b"HTTP/1.1 200")
