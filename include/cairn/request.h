@@ -19,6 +19,22 @@ CAIRN_API cairn_iov_t cairn_req_host(const cairn_req_t *req);
 CAIRN_API cairn_iov_t cairn_req_client(const cairn_req_t *req);
 /** The request's own headers (what the client sent). */
 CAIRN_API cairn_headers_t *cairn_req_headers(cairn_req_t *req);
+
+/** The TLS facts of the request's connection; all fields empty ("" / false) on a plain one. */
+typedef struct cairn_tls_info {
+    bool tls;
+    const char *version; /* "TLSv1.3" */
+    const char *cipher;
+    const char *sni; /* the server name the client sent */
+    bool resumed;
+    bool client_verified;        /* a client certificate was presented and verified (mTLS) */
+    char client_subject[512];    /* RFC 2253 */
+    char client_san[512];        /* "DNS:a.example, URI:spiffe://..." */
+    char client_fingerprint[65]; /* SHA-256, lower-case hex */
+    char client_serial[80];      /* hex */
+} cairn_tls_info_t;
+/** Fills @out; false (and an empty @out) on a plain connection or without a client. */
+CAIRN_API bool cairn_req_tls(const cairn_req_t *req, cairn_tls_info_t *out);
 /** Replaces the path sent upstream (copied). */
 CAIRN_API void cairn_req_set_path(cairn_req_t *req, cairn_iov_t path);
 /** Replaces the query sent upstream (copied; empty = none). */

@@ -12,6 +12,7 @@
 #include "core/str.h"
 #include "server/server.h"
 #include "engine/session.h"
+#include "net/tls.h"
 
 #define SESSION(req) CN_CONTAINER_OF((req), cn_session_t, base)
 
@@ -111,6 +112,30 @@ cairn_iov_t
 cairn_req_client(const cairn_req_t *req)
 {
     return cn_iov_cstr(session_of(req)->client);
+}
+
+bool
+cairn_req_tls(const cairn_req_t *req, cairn_tls_info_t *out)
+{
+    const cn_session_t *s = session_of(req);
+    memset(out, 0, sizeof(*out));
+    out->version = out->cipher = out->sni = "";
+    if (s->ds == NULL || s->ds->tls_sock == NULL)
+        return false;
+    out->tls = true;
+    out->version = s->ds->tls_version ? s->ds->tls_version : "";
+    out->cipher = s->ds->tls_cipher ? s->ds->tls_cipher : "";
+    out->sni = s->ds->tls_sni ? s->ds->tls_sni : "";
+    out->resumed = s->ds->tls_resumed;
+    cn_tls_peer_t peer;
+    if (cn_tls_peer_identity(s->ds->tls_sock, &peer)) {
+        out->client_verified = true;
+        memcpy(out->client_subject, peer.subject, sizeof(out->client_subject));
+        memcpy(out->client_san, peer.san, sizeof(out->client_san));
+        memcpy(out->client_fingerprint, peer.fingerprint, sizeof(out->client_fingerprint));
+        memcpy(out->client_serial, peer.serial, sizeof(out->client_serial));
+    }
+    return true;
 }
 
 cairn_headers_t *

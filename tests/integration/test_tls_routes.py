@@ -221,3 +221,35 @@ def test_without_strict_sni_any_host_is_served(cairn, cert):
                           "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
            "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
     assert get_over_tls(port, c_pem, "a.test", host="other.example").startswith(b"HTTP/1.1 200")
+
+
+def test_lesson21_mtls_example(origin, tmp_path):
+    """examples/lesson21_mtls.c: a hook that refuses requests without a verified client
+    certificate (403) and forwards the subject upstream, replacing any forged one."""
+    from example_proc import Example
+    ca, (srv, srv_key), (cl, cl_key), _, _ = make_ca_and_client(tmp_path)
+    o = origin()
+    ex = Example("lesson21_mtls", (o.address, str(srv), str(srv_key), str(ca)), tmp_path).start()
+    try:
+        def request(with_cert):
+            ctx = ssl.create_default_context(cafile=str(ca))
+            if with_cert:
+                ctx.load_cert_chain(str(cl), str(cl_key))
+            with socket.create_connection(("127.0.0.1", ex.port), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+                    s.sendall(b"GET /me HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n"
+                              b"X-Client-Subject: CN=forged\r\n\r\n")
+                    data = b""
+                    while chunk := s.recv(4096):
+                        data += chunk
+            return data
+
+        n = len(o.requests)
+        r = request(with_cert=False)
+        assert r.startswith(b"HTTP/1.1 403") and r.endswith(b"a client certificate is required\n")
+        assert len(o.requests) == n, "a request without a certificate reached the origin"
+        r = request(with_cert=True)
+        assert r.startswith(b"HTTP/1.1 200"), r
+        assert o.requests[-1].header_all("x-client-subject") == ["CN=client one,O=acme"]
+    finally:
+        ex.stop()
