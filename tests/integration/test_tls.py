@@ -8,12 +8,14 @@ Certificates are made once per session with the `openssl` command (tls_certs.py)
 origins are tls_origin.TLSOrigin. Clients are Python's `ssl` module, `openssl s_client` and
 curl. What is checked is what a client sees: status and body, the certificate presented
 (compared byte for byte with the one expected), the protocol and ALPN negotiated, a refused
-handshake, a closed connection.
+handshake, a closed connection, what the HTTPS origin saw (SNI, client certificate,
+resumption), the error and access logs.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -29,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ConnectionClosed, RawConn, free_port, get, proxy_config, static_route, to_yaml
+from helpers import (ConnectionClosed, RawConn, free_port, get, proxy_config, static_route,
+                     to_yaml, wait_for)
 from origins import Blob, Echo, Normal
 from tls_certs import CertFactory
 from tls_origin import TLSOrigin
@@ -485,6 +488,114 @@ def test_connection_close_sends_close_notify(term, certs, version):
         s.close()
 
 
+def test_request_split_over_many_tls_records(term, certs):
+    """One request head sent as one TLS record per byte, then two pipelined requests in one
+    record: cairn must parse plaintext that arrives in pieces and must not wait for socket
+    readiness for plaintext it has already decrypted."""
+    with tls_conn(term.port, ca=certs.ca) as c:
+        for ch in b"GET /p0 HTTP/1.1\r\nHost: cairn.test\r\n\r\n":
+            c.sock.sendall(bytes([ch]))
+        assert c.read_response().body == b"piece 0\n"
+        c.send(b"GET /p1 HTTP/1.1\r\nHost: cairn.test\r\n\r\nGET /p2 HTTP/1.1\r\nHo")
+        time.sleep(0.2)
+        c.send(b"st: cairn.test\r\n\r\n")
+        assert [c.read_response().body for _ in range(2)] == [b"piece 1\n", b"piece 2\n"]
+
+
+def _s_client_interactive(port, steps, *args):
+    """s_client with its command letters on: @steps is [(bytes, pause)], written in turn;
+    stdin is closed at the end. -> (returncode, output)."""
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.5)
+        for data, pause in steps:
+            try:
+                p.stdin.write(data)
+                p.stdin.flush()
+            except BrokenPipeError:
+                break
+            time.sleep(pause)
+        try:
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        killer = threading.Timer(10, p.kill)
+        killer.start()
+        try:
+            out = p.stdout.read()
+            p.wait()
+        finally:
+            killer.cancel()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    return p.returncode, out.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("cmd", [b"k\n", b"K\n"], ids=["key-update", "key-update-requested"])
+def test_tls13_key_update_mid_connection(term, certs, cmd):
+    """A TLS 1.3 KeyUpdate between two requests (K also asks cairn to update its own keys):
+    both requests are answered on the one connection."""
+    req = b"GET /p%d HTTP/1.1\r\nHost: cairn.test\r\n\r\n"
+    rc, out = _s_client_interactive(term.port, [(req % 0, 0.4), (cmd, 0.4), (req % 1, 0.8)],
+                                    "-tls1_3", "-CAfile", certs.ca.cert)
+    assert "KEYUPDATE" in out, out[-3000:]
+    assert out.count("HTTP/1.1 200") == 2, out[-3000:]
+    assert "piece 0" in out and "piece 1" in out, out[-3000:]
+
+
+def test_tls12_renegotiation_is_refused_and_harmless(term, certs):
+    req = b"GET /p%d HTTP/1.1\r\nHost: cairn.test\r\n\r\n"
+    rc, out = _s_client_interactive(term.port, [(req % 0, 0.4), (b"R\n", 0.6), (req % 1, 0.6)],
+                                    "-tls1_2", "-CAfile", certs.ca.cert)
+    assert "piece 0" in out, out[-3000:]
+    assert "RENEGOTIATING" in out, out[-3000:]
+    assert term.alive()
+    assert tls_get(term.port, "/hello", ca=certs.ca, version=ssl.TLSVersion.TLSv1_2).body == HELLO
+
+
+def _fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_failed_handshakes_release_their_connections(cairn, certs):
+    c = cairn(tls_config(certs, client_ca=str(certs.ca.cert), server={"header_timeout": "2s"}))
+    assert tls_get(c.port, "/hello", ca=certs.ca, cert=certs.alice).status == 200
+    time.sleep(0.3)
+    before = _fds(c.pid)
+    for i in range(20):
+        with RawConn(c.port, timeout=5) as r:
+            plain = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+            r.send(plain if i % 2 else b"\x16\x03\x01\xff\xff" + b"x" * 64)
+            r.wait_closed(timeout=4)
+        refused(c.port, ca=certs.ca, version=VERSIONS[i % 2])          # no client certificate
+        refused(c.port, ca=certs.ca, cert=certs.mallory, version=VERSIONS[i % 2])
+        s = socket.create_connection(("127.0.0.1", c.port))            # gone mid-ClientHello
+        s.sendall(client_hello()[:30])
+        s.close()
+    assert tls_get(c.port, "/hello", ca=certs.ca, cert=certs.alice).status == 200
+    wait_for(lambda: _fds(c.pid) <= before, timeout=5,
+             msg=f"cairn's open files back to {before} (now {_fds(c.pid)})")
+
+
+def test_large_proxied_response_to_a_slow_tls_reader(cairn, origin, certs):
+    """Not cached: the origin's bytes go through to a TLS client that reads slowly, so cairn
+    has to stop reading the origin and resume (backpressure through the TLS layer)."""
+    big = Blob(4 << 20, seed=21, chunked=True, chunk_size=65536)
+    o = origin({"/big": big})
+    c = cairn(with_tls_listener(proxy_config(o), certs))
+    s = tls_connect(c.port, ca=certs.ca, rcvbuf=16384, timeout=15)
+    with RawConn(sock=s, timeout=15) as t:
+        t.send(b"GET /big HTTP/1.1\r\nHost: cairn.test\r\n\r\n")
+        time.sleep(0.5)  # let every buffer on the way fill up
+        r = t.read_response(timeout=30)
+    assert r.status == 200 and len(r.body) == len(big.body) and _sha(r.body) == big.sha256
+
+
 def test_many_concurrent_tls_clients(cairn, certs):
     c = cairn(tls_config(certs, server={"workers": 2}))
     errors, ok = [], []
@@ -766,6 +877,13 @@ def test_mtls_optional_accepts_without_certificate(mtls, certs, version):
     assert (r.status, r.body) == (200, HELLO), r
 
 
+@pytest.mark.parametrize("version", VERSIONS, ids=VERSION_IDS)
+def test_mtls_optional_refuses_invalid_certificate(mtls, certs, version):
+    """docs/tls.md: optional lets a client without a certificate in; one with an invalid
+    certificate is still refused."""
+    refused(mtls.ports[2], ca=certs.ca, cert=certs.mallory, version=version)
+
+
 def test_mtls_s_client(mtls, certs):
     rc, out = s_client(mtls.ports[1], "-CAfile", certs.ca.cert, "-cert", certs.alice.cert,
                        "-key", certs.alice.key)
@@ -881,6 +999,149 @@ def test_upstream_tls_origin_closing_after_each_response(cairn, tls_origin, cert
         assert (r.status, r.body) == (200, b"once\n"), (i, r)
         time.sleep(0.1)
     assert len(o.requests) == 4
+
+
+def test_plain_origin_behind_upstream_tls_fails(cairn, origin, certs):
+    """A plain-HTTP origin waits for a request head that never comes (the ClientHello has no
+    CRLFCRLF): the handshake times out (connect_timeout) and nothing reaches the origin."""
+    o = origin()
+    c = cairn(upstream_cfg(o, certs))
+    r = get(c.port, "/")
+    assert r.status in (502, 504), r
+    assert o.requests == [], "the origin parsed a request out of a ClientHello"
+
+
+class _PlainAnswerer:
+    """Answers whatever arrives with a plain HTTP response, then closes."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.ls.settimeout(0.2)
+        self.address = f"127.0.0.1:{self.ls.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                continue
+            with c:
+                try:
+                    c.settimeout(2)
+                    c.recv(65536)
+                    c.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop.set()
+        self.t.join(2)
+        self.ls.close()
+
+
+def test_plain_http_answer_to_client_hello_is_502(cairn, certs):
+    """An origin that answers the ClientHello with plain HTTP: the handshake fails (502) and
+    the plain response never reaches the client."""
+    a = _PlainAnswerer(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\nplain answer\r\n")
+    try:
+        cfg = proxy_config(a.address, upstream_extra={"tls": upstream_tls(certs), "retries": 0})
+        c = cairn(cfg)
+        r = get(c.port, "/")
+        assert r.status == 502, r
+        assert b"plain answer" not in r.body
+    finally:
+        a.close()
+
+
+def test_tls_origin_without_upstream_tls_is_502(cairn, tls_origin, certs):
+    o = tls_origin(certs.origin)
+    c = cairn(proxy_config(o))
+    r = get(c.port, "/")
+    assert r.status == 502, r
+    assert o.requests == [] and o.handshakes == []
+
+
+def test_upstream_handshake_that_never_completes(cairn, certs):
+    """An origin that accepts TCP and never answers the ClientHello: the handshake counts
+    against connect_timeout (500ms), not read_timeout (10s)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    try:
+        cfg = proxy_config(f"127.0.0.1:{ls.getsockname()[1]}", upstream_extra={
+            "tls": upstream_tls(certs), "connect_timeout": "500ms", "read_timeout": "10s",
+            "retries": 0})
+        c = cairn(cfg)
+        t0 = time.monotonic()
+        r = get(c.port, "/", timeout=15)
+        dt = time.monotonic() - t0
+        assert r.status in (502, 504), r
+        assert 0.4 <= dt < 3.0, f"answered after {dt:.2f}s with connect_timeout 500ms"
+    finally:
+        ls.close()
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=VERSION_IDS)
+def test_upstream_tls_origin_with_one_version(cairn, tls_origin, certs, version):
+    o = tls_origin(certs.origin, min_version=version, max_version=version,
+                   default=Normal(body=b"pinned\n"))
+    c = cairn(upstream_cfg(o, certs))
+    r = get(c.port, "/")
+    assert (r.status, r.body) == (200, b"pinned\n"), r
+    assert o.handshakes[0].version == version.name.replace("_", ".")
+
+
+@pytest.mark.parametrize("origin_cert,reason", [
+    ("origin_other_ca", "unable to get local issuer certificate"),
+    ("origin_expired", "certificate has expired"),
+    ("origin_wrong_name", "hostname mismatch"),
+])
+def test_upstream_tls_failure_reason_in_error_log(cairn, tls_origin, certs, origin_cert,
+                                                   reason):
+    o = tls_origin(getattr(certs, origin_cert))
+    c = cairn(upstream_cfg(o, certs))
+    assert get(c.port, "/").status == 502
+    wait_for(lambda: reason in c.stderr_text(), timeout=3,
+             msg=f"{reason!r} in the error log:\n{c.stderr_text()[-2000:]}")
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=VERSION_IDS)
+def test_upstream_tls_sessions_resume(cairn, tls_origin, certs, version):
+    """docs/tls.md: the upstream client context offers its last session to the next
+    connection. keepalive_pool 0: every request opens a new connection. (TLS 1.3 tickets
+    arrive after the handshake: the session to keep is the one after they were read.)"""
+    o = tls_origin(certs.origin, min_version=version, max_version=version)
+    cfg = proxy_config(o, upstream_extra={"tls": upstream_tls(certs), "keepalive_pool": 0})
+    c = cairn(cfg)
+    for i in range(3):
+        assert get(c.port, f"/{i}").status == 200
+    assert len(o.handshakes) == 3, o.handshakes
+    assert [h.resumed for h in o.handshakes][1:] == [True, True], o.handshakes
+
+
+def test_access_log_has_tls_fields(cairn, origin, certs):
+    """docs/tls.md: requests over TLS carry tls_version, tls_cipher and tls_resumed in the
+    JSON access log (static and proxied, first and later requests of a connection)."""
+    o = origin()
+    cfg = with_tls_listener(proxy_config(o, extra_routes=[static_route("s\n", path="/static")]),
+                            certs)
+    c = cairn(cfg)
+    with tls_conn(c.port, ca=certs.ca, version=ssl.TLSVersion.TLSv1_3) as t:
+        for path in ("/static", "/proxied", "/static"):
+            assert t.request("GET", path, host="cairn.test").status == 200
+    assert c.stop() == 0
+    entries = [json.loads(ln) for ln in c.access_log_lines()]
+    assert [e["path"] for e in entries] == ["/static", "/proxied", "/static"], entries
+    for e in entries:
+        assert e.get("tls_version") == "TLSv1.3", e
+        assert e.get("tls_resumed") is False, e
+        assert str(e.get("tls_cipher", "")).startswith("TLS_"), e
 
 
 def test_tls_both_sides(cairn, tls_origin, certs):
@@ -1171,10 +1432,10 @@ def test_example_lesson20_upstream_tls(cairn, tls_origin, certs):
     o = tls_origin(certs.origin, client_ca=certs.ca.cert,
                    default=Normal(body=b"Response from the HTTPS origin\n"))
     port = free_port()
-    c = cairn(example_text("lesson20_upstream_tls.yaml", PORT=port, ADMIN_PORT=free_port(),
-                           ORIGIN=o.address, CA=certs.ca.cert,
-                           CLIENT_CERT=certs.cairn_client.cert,
-                           CLIENT_KEY=certs.cairn_client.key))
+    cairn(example_text("lesson20_upstream_tls.yaml", PORT=port, ADMIN_PORT=free_port(),
+                       ORIGIN=o.address, CA=certs.ca.cert,
+                       CLIENT_CERT=certs.cairn_client.cert,
+                       CLIENT_KEY=certs.cairn_client.key))
     r = get(port, "/anything")
     assert (r.status, r.body) == (200, b"Response from the HTTPS origin\n"), r
     assert o.sni == ["origin.test"]

@@ -29,6 +29,7 @@ class Handshake:
     cipher: str
     sni: str | None
     peer_subject: str | None  # the client certificate's subject ("CN=x,O=y"), or None
+    resumed: bool = False     # the client resumed an earlier session
 
 
 def _subject(cert):
@@ -82,7 +83,7 @@ class TLSOrigin(Origin):
                 pass
             return
         hs = Handshake(cid, s.version(), (s.cipher() or ("",))[0], self._tls_local.sni,
-                       _subject(s.getpeercert()))
+                       _subject(s.getpeercert()), s.session_reused)
         with self._lock:
             self.handshakes.append(hs)
             # wrap_socket detached @c: stop() must shut the TLS socket down instead
