@@ -145,10 +145,10 @@ format_json(cn_session_t *s, char *line, size_t cap, unsigned status, double dur
            s->upstream_reused ? "true" : "false");
     APPEND_JSON_STR("cache", cn_iov_cstr(s->cache_status ? s->cache_status : "-"));
     APPEND(",\"lock_wait_ms\":%.3f", cn_cached_lock_wait_ns(s) / 1e6);
-    if (s->ds != NULL && s->ds->tls_version != NULL) {
-        APPEND_JSON_STR("tls_version", cn_iov_cstr(s->ds->tls_version));
-        APPEND_JSON_STR("tls_cipher", cn_iov_cstr(s->ds->tls_cipher ? s->ds->tls_cipher : "-"));
-        APPEND(",\"tls_resumed\":%s", s->ds->tls_resumed ? "true" : "false");
+    if (s->tls_version != NULL) {
+        APPEND_JSON_STR("tls_version", cn_iov_cstr(s->tls_version));
+        APPEND_JSON_STR("tls_cipher", cn_iov_cstr(s->tls_cipher ? s->tls_cipher : "-"));
+        APPEND(",\"tls_resumed\":%s", s->tls_resumed ? "true" : "false");
     }
     if (s->error != NULL)
         APPEND_JSON_STR("error", cn_iov_cstr(s->error));

@@ -253,6 +253,9 @@ on_request(void *ctx, cn_http_ds_t *ds, cn_http_req_t *req, cn_arena_t *arena)
     s->resp.content_length = -1;
     ds->session = s;
     memcpy(s->client, ds->client, sizeof(s->client));
+    s->tls_version = ds->tls_version; /* the log line is written after the driver let go */
+    s->tls_cipher = ds->tls_cipher;
+    s->tls_resumed = ds->tls_resumed;
     w->n_sessions++;
     s->hooks = w->hooks;
     s->n_hooks = w->n_hooks;

@@ -74,6 +74,8 @@ struct cn_session {
     uint64_t upstream_connect_ns;
     uint64_t upstream_header_ns;
     bool upstream_reused;
+    const char *tls_version, *tls_cipher; /* the client connection's (static strings) */
+    bool tls_resumed;
     /* hooks */
     const cn_hook_reg_t *hooks;
     size_t n_hooks;

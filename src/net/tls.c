@@ -391,6 +391,10 @@ static void
 conn_freed(uv_handle_t *h)
 {
     cn_tls_conn_t *t = (cn_tls_conn_t *)((char *)h - offsetof(cn_tls_conn_t, drain));
+    /* Freed without a shutdown, OpenSSL would mark the session unusable: a connection that
+     * worked keeps its session resumable (the last one of a client context is reused). */
+    if (t->established && !t->failed)
+        SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(t->ssl); /* frees both BIOs */
     cn_tls_ctx_unref(t->ctx);
     cn_free(t);
