@@ -155,23 +155,6 @@ cn_policy_date_value(const cn_headers_t *resp, int64_t response_time)
     return cn_policy_field_date(resp, LIT("Date"), &d) ? d : response_time;
 }
 
-/* Splits a comma list without quoted strings (Vary, Connection): the next trimmed, non-empty
- * element from *@pos. */
-bool
-cn_policy_next_item(cairn_iov_t v, size_t *pos, cairn_iov_t *item)
-{
-    while (*pos < v.len) {
-        size_t s = *pos, e = s;
-        while (e < v.len && v.base[e] != ',')
-            e++;
-        *pos = e + 1;
-        *item = cn_iov_trim(cn_iov(v.base + s, e - s));
-        if (item->len > 0)
-            return true;
-    }
-    return false;
-}
-
 static void
 remove_at(cn_headers_t *h, size_t i)
 {
@@ -265,7 +248,7 @@ cn_policy_strip_for_storage(cn_headers_t *h, const cn_cc_t *resp_cc)
         size_t pos = 0;
         remove_at(h, (size_t)i);
         removed++;
-        while (cn_policy_next_item(v, &pos, &item))
+        while (cn_iov_next_item(v, ',', &pos, &item))
             removed += cn_headers_remove(h, item);
     }
     for (size_t i = 0; i < h->n;) {
@@ -370,7 +353,7 @@ age_value(const cn_headers_t *resp)
     int64_t v;
     for (ssize_t i = cn_headers_find(resp, name, -1); i >= 0; i = cn_headers_find(resp, name, i)) {
         size_t pos = 0;
-        if (cn_policy_next_item(resp->items[i].value, &pos, &item))
+        if (cn_iov_next_item(resp->items[i].value, ',', &pos, &item))
             return cn_cc_parse_delta(item, &v) ? v : 0;
     }
     return 0;

@@ -17,10 +17,6 @@ bool cn_policy_field_date(const cn_headers_t *h, cairn_iov_t name, int64_t *out)
 /** Date of @resp, or @response_time when absent or invalid. */
 int64_t cn_policy_date_value(const cn_headers_t *resp, int64_t response_time);
 
-/** Splits a comma list without quoted strings (Vary, Connection): the next trimmed, non-empty
- *  element from *@pos. */
-bool cn_policy_next_item(cairn_iov_t v, size_t *pos, cairn_iov_t *item);
-
 /** Connection, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade. */
 bool cn_policy_is_hop_by_hop(cairn_iov_t name);
 

@@ -26,7 +26,7 @@ cn_policy_vary_is_star(const cn_headers_t *resp)
     cairn_iov_t vary = LIT("Vary"), item;
     for (ssize_t i = cn_headers_find(resp, vary, -1); i >= 0; i = cn_headers_find(resp, vary, i)) {
         size_t pos = 0;
-        while (cn_policy_next_item(resp->items[i].value, &pos, &item))
+        while (cn_iov_next_item(resp->items[i].value, ',', &pos, &item))
             if (!cn_http_is_token(item) || cn_iov_eq(item, LIT("*")))
                 return true;
     }
@@ -135,7 +135,7 @@ list_value(cn_arena_t *a, const cn_headers_t *req, cairn_iov_t name, cairn_iov_t
     size_t count = 0, total = 0, pos, w = 0;
     cairn_iov_t item;
     for (ssize_t i = cn_headers_find(req, name, -1); i >= 0; i = cn_headers_find(req, name, i))
-        for (pos = 0; cn_policy_next_item(req->items[i].value, &pos, &item);) {
+        for (pos = 0; cn_iov_next_item(req->items[i].value, ',', &pos, &item);) {
             count++;
             total += item.len;
         }
@@ -145,7 +145,7 @@ list_value(cn_arena_t *a, const cn_headers_t *req, cairn_iov_t name, cairn_iov_t
         return CAIRN_ENOMEM;
     size_t n = 0, used = 0;
     for (ssize_t i = cn_headers_find(req, name, -1); i >= 0; i = cn_headers_find(req, name, i))
-        for (pos = 0; cn_policy_next_item(req->items[i].value, &pos, &item); n++) {
+        for (pos = 0; cn_iov_next_item(req->items[i].value, ',', &pos, &item); n++) {
             char *m = bytes + used;
             for (size_t k = 0; k < item.len; k++) {
                 char c = item.base[k];
@@ -199,7 +199,7 @@ vary_names(cn_arena_t *a, const cn_headers_t *resp, cairn_iov_t **names, size_t 
     size_t cap = 0, n = 0;
     for (ssize_t i = cn_headers_find(resp, vary, -1); i >= 0; i = cn_headers_find(resp, vary, i)) {
         size_t pos = 0;
-        while (cn_policy_next_item(resp->items[i].value, &pos, &item))
+        while (cn_iov_next_item(resp->items[i].value, ',', &pos, &item))
             cap++;
     }
     *names = NULL;
@@ -211,7 +211,7 @@ vary_names(cn_arena_t *a, const cn_headers_t *resp, cairn_iov_t **names, size_t 
         return CAIRN_ENOMEM;
     for (ssize_t i = cn_headers_find(resp, vary, -1); i >= 0; i = cn_headers_find(resp, vary, i)) {
         size_t pos = 0;
-        while (cn_policy_next_item(resp->items[i].value, &pos, &item)) {
+        while (cn_iov_next_item(resp->items[i].value, ',', &pos, &item)) {
             char *p = cn_arena_alloc(a, item.len);
             if (!p)
                 return CAIRN_ENOMEM;

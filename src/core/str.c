@@ -220,3 +220,18 @@ cn_str_distance(const char *a, const char *b)
     }
     return row[lb];
 }
+
+bool
+cn_iov_next_item(cairn_iov_t v, char sep, size_t *pos, cairn_iov_t *item)
+{
+    while (*pos < v.len) {
+        size_t s = *pos, e = s;
+        while (e < v.len && v.base[e] != sep)
+            e++;
+        *pos = e + 1;
+        *item = cn_iov_trim(cn_iov(v.base + s, e - s));
+        if (item->len > 0)
+            return true;
+    }
+    return false;
+}

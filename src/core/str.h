@@ -34,6 +34,9 @@ cn_iov_ieq_cstr(cairn_iov_t a, const char *s)
 bool cn_iov_has_prefix(cairn_iov_t a, cairn_iov_t prefix);
 /** Strips optional whitespace (SP/HTAB) at both ends. */
 cairn_iov_t cn_iov_trim(cairn_iov_t a);
+/** The next non-empty, trimmed item of the @sep-separated list @v from *@pos on (which it
+ *  advances); false at the end. Start with *@pos = 0. */
+bool cn_iov_next_item(cairn_iov_t v, char sep, size_t *pos, cairn_iov_t *item);
 /** The value of hex digit @c, or -1. */
 int cn_hex_digit(int c);
 /** Parses a non-negative decimal; false on empty, non-digits or overflow. */

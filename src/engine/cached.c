@@ -76,16 +76,11 @@ cookie_value(const cn_headers_t *h, const char *name)
     size_t nl = strlen(name);
     cairn_iov_t fname = CAIRN_IOV_LIT("cookie");
     for (ssize_t i = cn_headers_find(h, fname, -1); i >= 0; i = cn_headers_find(h, fname, i)) {
-        cairn_iov_t v = h->items[i].value;
-        size_t start = 0;
-        for (size_t j = 0; j <= v.len; j++) {
-            if (j < v.len && v.base[j] != ';')
-                continue;
-            cairn_iov_t c = cn_iov_trim(cn_iov(v.base + start, j - start));
-            start = j + 1;
+        size_t pos = 0;
+        cairn_iov_t c;
+        while (cn_iov_next_item(h->items[i].value, ';', &pos, &c))
             if (c.len > nl && memcmp(c.base, name, nl) == 0 && c.base[nl] == '=')
                 return cn_iov(c.base + nl + 1, c.len - nl - 1);
-        }
     }
     return cn_iov("", 0);
 }

@@ -28,16 +28,12 @@ cn_up_strip_hop_by_hop(cn_headers_t *h)
 {
     for (ssize_t i = cn_headers_find(h, CAIRN_IOV_LIT("connection"), -1); i >= 0;
          i = cn_headers_find(h, CAIRN_IOV_LIT("connection"), i)) {
-        cairn_iov_t v = h->items[i].value;
-        size_t start = 0;
-        for (size_t j = 0; j <= v.len; j++) {
-            if (j < v.len && v.base[j] != ',')
-                continue;
-            cairn_iov_t tok = cn_iov_trim(cn_iov(v.base + start, j - start));
-            start = j + 1;
-            if (tok.len > 0 && !cn_iov_ieq_cstr(tok, "connection"))
+        cairn_iov_t v = h->items[i].value; /* removals below may move the items */
+        size_t pos = 0;
+        cairn_iov_t tok;
+        while (cn_iov_next_item(v, ',', &pos, &tok))
+            if (!cn_iov_ieq_cstr(tok, "connection"))
                 cn_headers_remove(h, tok);
-        }
     }
     size_t w = 0;
     for (size_t r = 0; r < h->n; r++)
