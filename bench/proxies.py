@@ -1,10 +1,14 @@
 """Adapters of bench/run.py: start cairn, nginx, Varnish and HAProxy with configurations
 generated into a private temporary directory, on free loopback ports, pinned to one core.
-Nothing here reads or writes a system configuration or binds a system port."""
+Nothing here reads or writes a system configuration or binds a system port.
+
+With tls={"cert", "key", "pem"} (make_cert) the listener terminates TLS with that
+certificate; Varnish has no TLS (tls_capable = False)."""
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -19,13 +23,46 @@ def free_port():
     return p
 
 
-def http_get(port, path, timeout=2.0, headers=""):
-    """One HTTP/1.1 GET on a fresh connection; returns (status, headers_text, body_len)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+def make_cert(directory):
+    """A self-signed ECDSA P-256 certificate for bench.local (and 127.0.0.1), made with the
+    openssl command line into directory. Returns {"cert", "key", "pem" (cert + key, for
+    HAProxy's crt)}."""
+    os.makedirs(directory, exist_ok=True)
+    cert, key, pem = (os.path.join(directory, n) for n in ("cert.pem", "key.pem", "both.pem"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=bench.local",
+                    "-addext", "subjectAltName=DNS:bench.local,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    with open(pem, "w") as f:
+        f.write(open(cert).read() + open(key).read())
+    return {"cert": cert, "key": key, "pem": pem}
+
+
+_CLIENT_CTX = None
+
+
+def _client_ctx():
+    global _CLIENT_CTX
+    if _CLIENT_CTX is None:
+        _CLIENT_CTX = ssl.create_default_context()
+        _CLIENT_CTX.check_hostname = False
+        _CLIENT_CTX.verify_mode = ssl.CERT_NONE
+    return _CLIENT_CTX
+
+
+def http_get(port, path, timeout=2.0, headers="", tls=False):
+    """One HTTP/1.1 GET on a fresh connection (over TLS with tls=True); returns
+    (status, headers_text, body_len)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    with (_client_ctx().wrap_socket(raw, server_hostname="bench.local") if tls else raw) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}Connection: close\r\n\r\n".encode())
         data = b""
         while True:
-            r = s.recv(1 << 20)
+            try:
+                r = s.recv(1 << 20)
+            except ssl.SSLEOFError:  # closed without close_notify
+                break
             if not r:
                 break
             data += r
@@ -113,10 +150,15 @@ def snapshot_binaries(workdir, origin_bin):
 
 class Proxy:
     name = "?"
+    tls_capable = True
+    workers = 1  # run.py --workers
 
-    def __init__(self, workdir, origin_port, core="0"):
+    def __init__(self, workdir, origin_port, core="0", tls=None):
         self.dir = os.path.join(workdir, self.name)
         os.makedirs(self.dir, exist_ok=True)
+        if tls and not self.tls_capable:
+            raise ValueError(f"{self.name} has no TLS")
+        self.tls = tls
         self.origin_port = origin_port
         self.port = free_port()
         self.core = core
@@ -140,10 +182,10 @@ class Proxy:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail_log()}")
             try:
-                status, _, _ = http_get(self.port, "/c/1k", timeout=1.0)
+                status, _, _ = http_get(self.port, "/c/1k", timeout=1.0, tls=bool(self.tls))
                 if status == 200:
                     return
-            except OSError:
+            except OSError:  # ssl.SSLError included
                 pass
             time.sleep(0.1)
         self.stop()
@@ -188,9 +230,12 @@ class Cairn(Proxy):
 
     def write_config(self):
         d = self.dir
+        tls = ""
+        if self.tls:
+            tls = f'    tls: {{cert: "{self.tls["cert"]}", key: "{self.tls["key"]}"}}\n'
         with open(os.path.join(d, "cairn.yaml"), "w") as f:
             f.write(f"""server:
-  workers: 1
+  workers: {self.workers}
   access_log: "off"
   log_level: warn
   pid_file: "{d}/cairn.pid"
@@ -198,7 +243,7 @@ class Cairn(Proxy):
 admin: {{listen: "off"}}
 listeners:
   - listen: "127.0.0.1:{self.port}"
-upstreams:
+{tls}upstreams:
   origin:
     peers: [{{address: "127.0.0.1:{self.origin_port}"}}]
     keepalive_pool: 1024
@@ -228,9 +273,17 @@ class Nginx(Proxy):
     def write_config(self):
         d = self.dir
         os.makedirs(os.path.join(d, "cache"), exist_ok=True)
+        listen, tls = f"127.0.0.1:{self.port}", ""
+        if self.tls:
+            # defaults otherwise: session tickets on, no session cache (TLS 1.3 resumes with
+            # tickets), ssl_ecdh_curve auto
+            listen += " ssl"
+            tls = (f"\n    ssl_certificate {self.tls['cert']};"
+                   f"\n    ssl_certificate_key {self.tls['key']};"
+                   f"\n    ssl_protocols TLSv1.2 TLSv1.3;")
         with open(os.path.join(d, "nginx.conf"), "w") as f:
             f.write(f"""user root;
-worker_processes 1;
+worker_processes {self.workers};
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 8192; }}
@@ -252,7 +305,7 @@ http {{
     keepalive_requests 1000000;
   }}
   server {{
-    listen 127.0.0.1:{self.port};
+    listen {listen};{tls}
     location / {{
       proxy_pass http://origin;
       proxy_http_version 1.1;
@@ -278,6 +331,7 @@ http {{
 
 class Varnish(Proxy):
     name = "varnish"
+    tls_capable = False
     binary = "/usr/sbin/varnishd"
 
     def command(self):
@@ -301,9 +355,12 @@ class HAProxy(Proxy):
     binary = "/usr/sbin/haproxy"
 
     def write_config(self):
+        # TLS: `bind ... ssl crt cert+key`, HAProxy 2.6's defaults otherwise (TLS 1.2+,
+        # tickets on, a 20,000-entry session cache)
+        tls = f" ssl crt {self.tls['pem']}" if self.tls else ""
         with open(os.path.join(self.dir, "haproxy.cfg"), "w") as f:
             f.write(f"""global
-  nbthread 1
+  nbthread {self.workers}
   maxconn 8000
 defaults
   mode http
@@ -316,7 +373,7 @@ cache main
   max-object-size 8388608
   max-age 3600
 frontend fe
-  bind 127.0.0.1:{self.port}
+  bind 127.0.0.1:{self.port}{tls}
   http-request cache-use main
   http-response cache-store main
   http-response set-header X-Cache-Status HIT if !{{ srv_id -m found }}

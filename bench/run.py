@@ -7,8 +7,15 @@ is started once with a fresh cache, then the repetitions are interleaved (A B C 
 Every measured run appends one JSON line to bench/results/runs.jsonl; the medians of this
 invocation, with ratios to nginx, go to bench/results/latest.md.
 
+TLS scenarios (tls-*) terminate TLS on the proxy's listener with one ECDSA P-256 certificate
+made with `openssl` in the run's workdir; proxies without TLS (Varnish) are left out of them.
+wrk's TLS handshakes are counted (full / resumed) by an LD_PRELOAD shim, bench/wrk_tls_shim.c,
+built into the workdir; in tls-churn the shim also drops the session before each handshake,
+since wrk would otherwise resume on every reconnect.
+
 usage: bench/run.py [--scenarios hit-1k,pass-1k] [--proxies cairn,nginx] [--reps 3]
                     [--duration 5] [--warmup 1] [--connections 64] [--no-idle]
+                    [--workers 1] [--proxy-cores 0]
 """
 import argparse
 import datetime
@@ -37,7 +44,8 @@ LOAD_CORE = "1"
 PROXY_CORE = "0"
 
 SCENARIOS = {
-    # name: (kind, path, extra wrk args)
+    # name: (kind, path, extra wrk args[, TLS: {"fresh": drop wrk's session before each
+    # handshake (a full one every time), "expect": "keepalive" | "full" | "resumed"}])
     "hit-1k": ("wrk", "/c/1k", []),
     "hit-16k": ("wrk", "/c/16k", []),
     "hit-100k": ("wrk", "/c/100k", []),
@@ -45,7 +53,18 @@ SCENARIOS = {
     "pass-1k": ("wrk", "/nostore/1k", []),
     "conn-churn": ("wrk", "/c/1k", ["-H", "Connection: close"]),
     "stampede": ("stampede", "/slow/", []),
+    "tls-hit-1k": ("wrk", "/c/1k", [], {"fresh": False, "expect": "keepalive"}),
+    "tls-churn": ("wrk", "/c/1k", ["-H", "Connection: close"], {"fresh": True, "expect": "full"}),
+    "tls-resume": ("wrk", "/c/1k", ["-H", "Connection: close"], {"fresh": False, "expect": "resumed"}),
 }
+
+
+def scenario(name):
+    """(kind, path, extra, tls options or None)"""
+    t = SCENARIOS[name]
+    return t[0], t[1], t[2], (t[3] if len(t) > 3 else None)
+
+
 ALL_PROXIES = ["cairn", "nginx", "varnish", "haproxy"]
 
 WRK_LUA = r"""
@@ -150,20 +169,65 @@ class Origin:
         self.proc.wait(5)
 
 
-def run_wrk(port, path, duration, connections, extra, timeout_s=10):
+def build_tls_shim(workdir):
+    """Compile bench/wrk_tls_shim.c into workdir; returns the .so path."""
+    out = os.path.join(workdir, "wrk_tls_shim.so")
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", out, os.path.join(BENCH, "wrk_tls_shim.c"),
+                    "-ldl", "-lssl", "-lcrypto"], check=True, capture_output=True)
+    return out
+
+
+def run_wrk(port, path, duration, connections, extra, timeout_s=10, tls=None):
+    """tls: None (http://) or {"shim": .so path, "fresh": bool}: https://, with wrk's TLS
+    handshakes counted by the shim; the result then has "tls": {"full", "resumed", ...}."""
     script = os.path.join(tempfile.gettempdir(), f"cairn-bench-wrk-{os.getpid()}.lua")
     with open(script, "w") as f:
         f.write(WRK_LUA)
+    scheme, env, stats = "http", None, None
+    if tls:
+        scheme = "https"
+        stats = os.path.join(tempfile.gettempdir(), f"cairn-bench-wrk-tls-{os.getpid()}.json")
+        env = dict(os.environ, LD_PRELOAD=tls["shim"], CAIRN_BENCH_TLS_STATS=stats,
+                   CAIRN_BENCH_TLS_FRESH="1" if tls["fresh"] else "0")
     cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-           f"--timeout={timeout_s}s", "-s", script] + extra + [f"http://127.0.0.1:{port}{path}"]
+           f"--timeout={timeout_s}s", "-s", script] + extra + [f"{scheme}://127.0.0.1:{port}{path}"]
+    tls_stats = None
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, env=env)
+        if stats and os.path.exists(stats):
+            with open(stats) as f:
+                tls_stats = json.load(f)
     finally:
         os.unlink(script)
+        if stats and os.path.exists(stats):
+            os.unlink(stats)
     for line in r.stdout.splitlines():
         if line.startswith("WRKJSON "):
-            return json.loads(line[len("WRKJSON "):])
+            w = json.loads(line[len("WRKJSON "):])
+            if tls:
+                if tls_stats is None:
+                    raise RuntimeError("wrk ran without the TLS shim's counts")
+                w["tls"] = tls_stats
+            return w
     raise RuntimeError(f"wrk failed: {r.stdout[-500:]} {r.stderr[-500:]}")
+
+
+def tls_check(tls_stats, requests, connections, expect):
+    """Did wrk do the handshakes the scenario is about? Returns a problem or None."""
+    full, resumed = tls_stats["full"], tls_stats["resumed"]
+    hs = full + resumed
+    if tls_stats.get("failed"):
+        return f"{tls_stats['failed']} failed handshakes"
+    if expect == "keepalive":
+        return None if hs <= 2 * connections else f"{hs} handshakes for {requests} keep-alive requests"
+    if hs < 0.95 * requests:
+        return f"wrk did not reconnect per request: {hs} handshakes for {requests} requests"
+    if expect == "full" and resumed:
+        return f"{resumed} resumed handshakes in a full-handshake scenario"
+    # the first handshake of each connection slot is a full one
+    if expect == "resumed" and full > 2 * connections:
+        return f"only {resumed} of {hs} handshakes resumed"
+    return None
 
 
 def percentile(values, p):
@@ -240,23 +304,25 @@ def stampede_client(port, path, n, timeout=15.0):
 
 
 def measure(proxy, origin, scenario, rep, args, run_id):
-    kind, path, extra = SCENARIOS[scenario]
+    kind, path, extra, tlsopt = globals()["scenario"](scenario)
+    tls = {"shim": args.tls_shim, "fresh": tlsopt["fresh"]} if tlsopt else None
     pids = proxy.pids()
     rec = {"run_id": run_id, "scenario": scenario, "proxy": proxy.name, "rep": rep,
            "git": args.git, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                timespec="seconds"), "proxy_version": proxy.version_str,
            "connections": args.connections if kind == "wrk" else args.stampede_n,
-           "loadavg_before": loadavg(), "machine": args.machine, "binaries": args.binaries}
+           "loadavg_before": loadavg(), "machine": args.machine, "binaries": args.binaries,
+           "workers": args.workers, "proxy_cores": args.proxy_cores}
     if kind == "wrk":
         rec["quiet_wait_s"], rec["idle_probe"] = wait_quiet(args.wait_quiet)
         # warm-up: fills the cache (and the upstream keep-alive pool), then the measured run
-        px.http_get(proxy.port, path)
+        px.http_get(proxy.port, path, tls=bool(tls))
         if args.warmup > 0:
-            run_wrk(proxy.port, path, args.warmup, args.connections, extra)
+            run_wrk(proxy.port, path, args.warmup, args.connections, extra, tls=tls)
         o0 = origin.stats()["total"]
         c0 = px.cpu_us(pids)
         k0 = core_times()
-        w = run_wrk(proxy.port, path, args.duration, args.connections, extra)
+        w = run_wrk(proxy.port, path, args.duration, args.connections, extra, tls=tls)
         k1 = core_times()
         c1 = px.cpu_us(pids)
         rec["core_busy"] = core_busy(k0, k1)
@@ -270,6 +336,14 @@ def measure(proxy, origin, scenario, rep, args, run_id):
                     "max_ms": w["max_us"] / 1000, "errors": sum(w["errors"].values()),
                     "errors_detail": w["errors"],
                     "bytes": w["bytes"]})
+        if tls:
+            t = w["tls"]
+            hs = t["full"] + t["resumed"]
+            rec["tls"] = dict(t, handshakes_per_s=round(hs / dur_s, 1) if dur_s else 0.0,
+                              handshakes_per_req=round(hs / n, 3) if n else None)
+            problem = tls_check(t, n, args.connections, tlsopt["expect"])
+            if problem:
+                rec["tls"]["problem"] = problem
     else:
         key = f"{path}{scenario}-{proxy.name}-{rep}-{uuid.uuid4().hex[:8]}"
         rec["quiet_wait_s"], rec["idle_probe"] = wait_quiet(args.wait_quiet)
@@ -352,6 +426,15 @@ def summarize(records, proxies, scenarios):
                 "origin_all": [r["origin_requests"] for r in rs],
                 "errors": sum(r["errors"] for r in rs),
             }
+            if all("tls" in r for r in rs):
+                table[(sc, p)]["tls"] = {
+                    "full": sum(r["tls"]["full"] for r in rs),
+                    "resumed": sum(r["tls"]["resumed"] for r in rs),
+                    "hs_per_s": med([r["tls"]["handshakes_per_s"] for r in rs]),
+                    "hs_per_req": med([r["tls"]["handshakes_per_req"] for r in rs]),
+                    "suite": f"{rs[0]['tls']['version']} {rs[0]['tls']['cipher']}",
+                    "problems": [r["tls"]["problem"] for r in rs if r["tls"].get("problem")],
+                }
     return table
 
 
@@ -362,7 +445,19 @@ def targets(table, proxies, scenarios, idle):
         c = table.get((sc, "cairn"))
         if not c:
             continue
-        if sc.startswith("hit-") or sc == "pass-1k":
+        if sc.startswith("tls-"):
+            ps = {p: table[(sc, p)] for p in peers if (sc, p) in table}
+            if not ps:
+                continue
+            bp = max(ps, key=lambda p: ps[p]["rps"] or 0)
+            bc = min((p for p in ps if ps[p]["cpu_us_per_req"] is not None),
+                     key=lambda p: ps[p]["cpu_us_per_req"])
+            lines.append(
+                f"- `{sc}` (a comparison, no target): req/s {fmt_num(c['rps'])} vs best peer "
+                f"{bp} {fmt_num(ps[bp]['rps'])} ({c['rps'] / ps[bp]['rps']:.2f}×); CPU/req "
+                f"{c['cpu_us_per_req']:.1f} µs vs {bc} {ps[bc]['cpu_us_per_req']:.1f} "
+                f"({c['cpu_us_per_req'] / ps[bc]['cpu_us_per_req']:.2f}×)")
+        elif sc.startswith("hit-") or sc == "pass-1k":
             ps = [table[(sc, p)] for p in peers if (sc, p) in table]
             if not ps:
                 continue
@@ -396,7 +491,8 @@ def write_markdown(path, table, proxies, scenarios, args, meta, idle, records=()
     L.append(f"# cairn benchmark — {meta['date']}")
     L.append("")
     L.append(f"git `{meta['git']}`; {meta['machine']['nproc']} cores, {meta['machine']['cpu']}, "
-             f"kernel {meta['machine']['kernel']}; proxies on core {PROXY_CORE}, wrk/origin on core "
+             f"kernel {meta['machine']['kernel']}; {args.workers} worker(s) per proxy on core(s) "
+             f"{args.proxy_cores}, wrk/origin on core "
              f"{LOAD_CORE}; {args.reps} interleaved repetitions of {args.duration} s "
              f"(after {args.warmup} s warm-up), wrk -t1 -c{args.connections}; stampede: "
              f"{args.stampede_n} concurrent requests for a new 200 ms key per repetition.")
@@ -432,6 +528,19 @@ def write_markdown(path, table, proxies, scenarios, args, meta, idle, records=()
             L.append(f"| {sc} | {p} | {rps} | {fmt_num(t['p50_ms'], 2)} | {p99} | {cpu} | "
                      f"{fmt_num(t['util'], 2)} | {fmt_num(t['core0'], 2)}/{fmt_num(t['core1'], 2)} | {fmt_num(t['rss_mib'], 1)} | {origin} | {t['errors']} |")
     L.append("")
+    tls_rows = [(sc, p, table[(sc, p)]["tls"]) for sc in scenarios for p in proxies
+                if (sc, p) in table and "tls" in table[(sc, p)]]
+    if tls_rows:
+        L.append("## TLS handshakes (counted in wrk by bench/wrk_tls_shim.c)")
+        L.append("")
+        L.append("Sums over the repetitions' measured runs; handshakes/s and per request are medians.")
+        L.append("")
+        L.append("| scenario | proxy | full | resumed | handshakes/s | per request | suite | problems |")
+        L.append("|---|---|---:|---:|---:|---:|---|---|")
+        for sc, p, t in tls_rows:
+            L.append(f"| {sc} | {p} | {t['full']:,} | {t['resumed']:,} | {fmt_num(t['hs_per_s'])} | "
+                     f"{fmt_num(t['hs_per_req'], 3)} | {t['suite']} | {'; '.join(t['problems']) or 'none'} |")
+        L.append("")
     L.append("## Targets (reported, not asserted)")
     L.append("")
     L.extend(targets(table, proxies, scenarios, idle) or ["- (cairn not measured)"])
@@ -462,6 +571,11 @@ def main():
                     help="before each run, wait up to this many seconds for every core to be "
                          "under 15%% busy (other work on the machine); 0 = do not wait")
     ap.add_argument("--no-idle", action="store_true", help="skip bench/idle_conns.py")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="workers (nginx worker_processes, HAProxy nbthread, cairn server.workers)")
+    ap.add_argument("--proxy-cores", default=PROXY_CORE,
+                    help="taskset -c list the proxies run on (wrk and the origin stay on core "
+                         f"{LOAD_CORE})")
     ap.add_argument("--out", default=RESULTS, help="directory of runs.jsonl and latest.md")
     args = ap.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -489,6 +603,11 @@ def main():
     meta = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "git": args.git,
             "machine": machine(), "load_before": loadavg(), "versions": {}}
     workdir = tempfile.mkdtemp(prefix="cairn-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    cert = None
+    args.tls_shim = None
+    if any(scenario(s)[3] for s in scenarios):
+        cert = px.make_cert(os.path.join(workdir, "tls"))
+        args.tls_shim = build_tls_shim(workdir)
     print(f"bench: {len(scenarios)} scenarios × {len(proxies)} proxies × {args.reps} reps, "
           f"{args.duration}s each; workdir {workdir}; load {meta['load_before']}", flush=True)
     args.binaries = px.snapshot_binaries(workdir, ORIGIN_BIN)
@@ -501,15 +620,21 @@ def main():
     try:
         for sc in scenarios:
             running = {}
+            tls = scenario(sc)[3]
             for p in proxies:
-                inst = px.ADAPTERS[p](os.path.join(workdir, sc), origin.port, core=PROXY_CORE)
+                if tls and not px.ADAPTERS[p].tls_capable:
+                    print(f"  {sc}: {p} left out (no TLS)", flush=True)
+                    continue
+                inst = px.ADAPTERS[p](os.path.join(workdir, sc), origin.port, core=args.proxy_cores,
+                                      tls=cert if tls else None)
+                inst.workers = args.workers
                 inst.start()
                 inst.version_str = inst.version()
                 meta["versions"][p] = inst.version_str
                 running[p] = inst
             try:
                 for rep in range(args.reps):
-                    for p in proxies:
+                    for p in running:
                         inst = running[p]
                         if not inst.alive():
                             print(f"  {p} died; restarting: {inst.tail_log()[-300:]}", flush=True)
@@ -529,6 +654,10 @@ def main():
                             print(f"  {sc:10} {p:8} rep {rep}: ERROR {rec['error'][:200]}", flush=True)
                         else:
                             rps = "" if rec["rps"] is None else f"{rec['rps']:>10,.0f} req/s "
+                            if "tls" in rec:
+                                t = rec["tls"]
+                                rps += (f"[tls {t['full']} full {t['resumed']} resumed, "
+                                        f"{t['handshakes_per_req']}/req{' ' + t['problem'] if t.get('problem') else ''}] ")
                             print(f"  {sc:10} {p:8} rep {rep}: {rps}p50 {rec['p50_ms']:.2f} ms "
                                   f"p99 {rec['p99_ms']:.2f} ms cpu {rec['cpu_us_per_req']} µs/req "
                                   f"util {rec['proxy_cpu_util']} cores {rec['core_busy']} steal {rec['core_steal']} rss {rec['rss_kib'] // 1024} MiB "
