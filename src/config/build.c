@@ -187,11 +187,20 @@ server_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *obj, size_t inde
     }
 }
 
+static bool
+admin_tls_shown(const void *obj)
+{
+    return ((const cn_conf_admin_t *)obj)->tls.tls_ctx != NULL;
+}
+
 static const cn_conf_field_t admin_fields[] = {
     CN_CONF_ADDR("listen", cn_conf_admin_t, listen, "127.0.0.1:9901", CN_ADDR_LISTEN | CN_ADDR_OFF,
                  "Address of the admin API (health, metrics, config), or off."),
     CN_CONF_STR_X("token", cn_conf_admin_t, token, NULL, CN_NULLABLE, cn_conf_check_nonempty_text,
                   NULL, "Bearer token the admin API requires; null = no authentication."),
+    CN_CONF_STRUCT_X("tls", cn_conf_admin_t, tls, cn_conf_listener_tls_fields,
+                     cn_conf_listener_tls_post, admin_tls_shown,
+                     "Serve the admin API over TLS: the keys of listeners[].tls."),
     CN_CONF_END,
 };
 

@@ -90,12 +90,6 @@ typedef struct cn_conf_server {
     int escaped_slashes; /* cn_path_slashes_t (http/path.h): 0 keep, 1 reject, 2 decode */
 } cn_conf_server_t;
 
-typedef struct cn_conf_admin {
-    bool enabled;          /* false when listen is "off" */
-    cn_conf_addr_t listen; /* 127.0.0.1:9901 */
-    char *token;           /* optional bearer token; NULL = none */
-} cn_conf_admin_t;
-
 typedef struct cn_conf_tls_cert {
     char *cert;
     char *key;
@@ -116,6 +110,13 @@ typedef struct cn_conf_listener {
     bool tls_strict_sni;
     struct cn_tls_ctx *tls_ctx; /* built at load (net/tls.h); NULL = plain */
 } cn_conf_listener_t;
+
+typedef struct cn_conf_admin {
+    bool enabled;           /* false when listen is "off" */
+    cn_conf_addr_t listen;  /* 127.0.0.1:9901 */
+    char *token;            /* optional bearer token; NULL = none */
+    cn_conf_listener_t tls; /* admin.tls: only its tls_* fields are used */
+} cn_conf_admin_t;
 
 typedef struct cn_conf_peer {
     cn_conf_addr_t addr;

@@ -100,6 +100,10 @@ struct cn_conf_field {
 #define CN_CONF_STRUCT(k_, t_, m_, sub_, post_, doc_)                                              \
     CN_CONF_FIELD_(k_, CN_CONF_T_STRUCT, 0, offsetof(t_, m_), .sub = (sub_), .post = (post_),      \
                    .doc = (doc_))
+/* A nested struct member, shown in dumps only when @show_(object) says so. */
+#define CN_CONF_STRUCT_X(k_, t_, m_, sub_, post_, show_, doc_)                                     \
+    CN_CONF_FIELD_(k_, CN_CONF_T_STRUCT, 0, offsetof(t_, m_), .sub = (sub_), .post = (post_),      \
+                   .show = (show_), .doc = (doc_))
 /* A YAML sub-mapping whose fields live flat in the same object (sub-table offsets are
  * relative to the object itself). */
 #define CN_CONF_GROUP(k_, sub_, post_, show_, doc_)                                                \

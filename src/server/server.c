@@ -395,7 +395,7 @@ on_admin_connection(uv_stream_t *server, int status)
     /* Also while a graceful stop drains: probes learn "503 draining" from /readyz. */
     if (status != 0 || !srv->admin_open)
         return;
-    cn_h1_server_accept(&srv->admin_h1, server, false, "admin", NULL);
+    cn_h1_server_accept(&srv->admin_h1, server, false, "admin", srv->cfg->admin.tls.tls_ctx);
 }
 
 static uint64_t

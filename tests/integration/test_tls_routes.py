@@ -253,3 +253,52 @@ def test_lesson21_mtls_example(origin, tmp_path):
         assert o.requests[-1].header_all("x-client-subject") == ["CN=client one,O=acme"]
     finally:
         ex.stop()
+
+
+def test_admin_listener_over_tls(tmp_path, cert):
+    """admin.tls: the admin API answers over TLS (and nothing plain on its port)."""
+    import time
+    from conftest import CAIRN_BIN, cairn_env
+    from helpers import to_yaml
+    c_pem, k_pem = cert
+    admin = free_port()
+    cfg = {"server": {"workers": 1, "pid_file": str(tmp_path / "p.pid")},
+           "admin": {"listen": f"127.0.0.1:{admin}",
+                     "tls": {"cert": str(c_pem), "key": str(k_pem)}},
+           "listeners": [{"listen": f"127.0.0.1:{free_port()}"}],
+           "routes": [{"static": {"status": 200, "body": "ok\n"}}]}
+    (tmp_path / "c.yaml").write_text(to_yaml(cfg))
+    p = subprocess.Popen([CAIRN_BIN, "-c", str(tmp_path / "c.yaml")], cwd=tmp_path,
+                         env=cairn_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", admin)) == 0:
+                    break
+            assert time.monotonic() < deadline and p.poll() is None, "admin never listened"
+            time.sleep(0.05)
+        r = get_over_tls(admin, c_pem, "a.test", host="127.0.0.1")
+        r2 = b""
+        ctx = ssl.create_default_context(cafile=str(c_pem))
+        with socket.create_connection(("127.0.0.1", admin), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                while chunk := s.recv(4096):
+                    r2 += chunk
+        assert r2.startswith(b"HTTP/1.1 200"), r2
+        with socket.create_connection(("127.0.0.1", admin), timeout=5) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            try:
+                while chunk := s.recv(4096):
+                    got += chunk
+            except (ConnectionResetError, socket.timeout):
+                pass
+        assert b"HTTP/1.1" not in got, got
+        assert r.startswith(b"HTTP/1.1 "), r
+    finally:
+        p.terminate()
+        err = p.communicate(timeout=10)[1].decode(errors="replace")
+    assert p.returncode == 0, err
+    assert "ERROR: AddressSanitizer" not in err and "runtime error:" not in err, err
