@@ -159,6 +159,9 @@ static const cn_conf_field_t server_fields[] = {
                  "Memory cap of each request's arena."),
     CN_CONF_STR_X("server_header", cn_conf_server_t, server_header, "cairn", 0, cn_conf_check_text,
                   NULL, "Value of the Server response header; \"\" = no Server header."),
+    CN_CONF_MSEC("tls_ticket_rotation", cn_conf_server_t, tls_ticket_rotation_ms, "12h", 1000, 0,
+                 "TLS session tickets are encrypted with keys shared by every listener and "
+                 "worker, replaced this often; a ticket resumes for up to two intervals."),
     CN_CONF_CIDRLIST("trusted_proxies", cn_conf_server_t, trusted_proxies, n_trusted_proxies,
                      "127.0.0.0/8, ::1/128",
                      "Client addresses (CIDR ranges) whose X-Forwarded-For and Forwarded "

@@ -88,6 +88,7 @@ typedef struct cn_conf_server {
     size_t n_trusted_proxies;
     bool merge_slashes;  /* true: "//" in a request path becomes "/" */
     int escaped_slashes; /* cn_path_slashes_t (http/path.h): 0 keep, 1 reject, 2 decode */
+    uint64_t tls_ticket_rotation_ms; /* 12h */
 } cn_conf_server_t;
 
 typedef struct cn_conf_tls_cert {

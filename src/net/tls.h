@@ -50,6 +50,10 @@ void cn_tls_ctx_unref(cn_tls_ctx_t *ctx);
 /** Seconds until the earliest notAfter of the context's certificates (negative: expired). */
 int64_t cn_tls_ctx_expiry(const cn_tls_ctx_t *ctx);
 
+/** Session tickets of every listener are encrypted with process-wide keys that rotate every
+ *  @rotation_ms (a ticket is accepted for up to two intervals). Any thread. */
+void cn_tls_tickets_configure(uint64_t rotation_ms);
+
 /** Adds a TLS layer to an accepted socket (before its first read). */
 cairn_err_t cn_tls_accept(cn_sock_t *s, cn_tls_ctx_t *ctx);
 

@@ -135,6 +135,9 @@ new_server_ssl_ctx(const cn_tls_server_conf_t *conf, cn_tls_ctx_t *ctx, char *er
     static const unsigned char sid[] = "cairn";
     SSL_CTX_set_session_id_context(c, sid, sizeof(sid) - 1);
     SSL_CTX_set_alpn_select_cb(c, select_alpn, NULL);
+    /* Resumption is stateless: tickets under the shared, rotating keys, no session cache. */
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+    cn_tls_tickets_attach(c);
     SSL_CTX_set_tlsext_servername_callback(c, on_servername);
     SSL_CTX_set_tlsext_servername_arg(c, ctx);
     if (SSL_CTX_set_cipher_list(c, conf->ciphers ? conf->ciphers : DEFAULT_CIPHERS) != 1) {

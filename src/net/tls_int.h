@@ -50,6 +50,9 @@ struct cn_tls_conn {
     char cbuf[CN_TLS_CBUF]; /* ciphertext read from the socket */
 };
 
+/** Makes @c use the process-wide ticket keys (tls_ticket.c). */
+void cn_tls_tickets_attach(SSL_CTX *c);
+
 /** The session a new client connection of @ctx resumes (a reference), or NULL. */
 SSL_SESSION *cn_tls_ctx_session(cn_tls_ctx_t *ctx);
 

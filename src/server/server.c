@@ -500,6 +500,7 @@ log_started(cn_server_t *srv)
         CN_LOG_NOTICE(0, "admin on %s", cfg->admin.listen.text);
     CN_LOG_NOTICE(0, "cairn started: %u workers, config %s", srv->n_workers, cfg->file);
     cn_srv_warn_tls_expiry(cfg);
+    cn_tls_tickets_configure(cfg->server.tls_ticket_rotation_ms);
     for (size_t i = 0; i < cfg->n_upstreams; i++)
         if (cfg->upstreams[i].tls_ctx != NULL && !cfg->upstreams[i].tls_verify)
             CN_LOG_WARN(0, "upstream %s: tls.verify is false: its certificates are not checked",

@@ -5,6 +5,8 @@
  * only at start are kept, with a warning. Main thread. */
 #include "server/server_int.h"
 
+#include "net/tls.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -232,6 +234,7 @@ reload(cn_server_t *srv, char *err, size_t errlen)
     uv_async_send(&srv->wake);
     CN_LOG_NOTICE(0, "configuration reloaded (generation %" PRIu64 ")", srv->generation);
     cn_srv_warn_tls_expiry(cfg);
+    cn_tls_tickets_configure(cfg->server.tls_ticket_rotation_ms);
     return CAIRN_OK;
 }
 

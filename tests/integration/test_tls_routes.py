@@ -302,3 +302,34 @@ def test_admin_listener_over_tls(tmp_path, cert):
         err = p.communicate(timeout=10)[1].decode(errors="replace")
     assert p.returncode == 0, err
     assert "ERROR: AddressSanitizer" not in err and "runtime error:" not in err, err
+
+
+def test_ticket_keys_rotate(cairn, cert):
+    """server.tls_ticket_rotation: a ticket resumes within two rotation intervals (the previous
+    key still opens it) and not after, whatever the traffic in between."""
+    import time
+    c_pem, k_pem = cert
+    port = free_port()
+    cairn({"server": {"workers": 2, "tls_ticket_rotation": "1s"},
+           "listeners": [{"listen": f"127.0.0.1:{port}",
+                          "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
+           "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
+    ctx = ssl.create_default_context(cafile=str(c_pem))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    def connect(session=None):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test", session=session) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                assert s.recv(4096).startswith(b"HTTP/1.1 200")
+                return s.session, s.session_reused
+
+    first, _ = connect()
+    _, reused = connect(first)
+    assert reused, "a fresh ticket did not resume"
+    time.sleep(1.3)
+    _, reused = connect(first)
+    assert reused, "a ticket under the previous key did not resume"
+    time.sleep(2.3)
+    _, reused = connect(first)
+    assert not reused, "a ticket older than two rotations resumed"
