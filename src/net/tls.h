@@ -53,6 +53,12 @@ int64_t cn_tls_ctx_expiry(const cn_tls_ctx_t *ctx);
 /** Session tickets of every listener are encrypted with process-wide keys that rotate every
  *  @rotation_ms (a ticket is accepted for up to two intervals). Any thread. */
 void cn_tls_tickets_configure(uint64_t rotation_ms);
+/** The ticket keys as bytes, for the new process of a graceful upgrade (which imports them,
+ *  so tickets issued before the upgrade still resume after it). Returns the size, 0 when
+ *  @cap is too small. */
+#define CN_TLS_TICKETS_WIRE (2 * (1 + 16 + 32 + 32) + 8)
+size_t cn_tls_tickets_export(unsigned char *out, size_t cap);
+bool cn_tls_tickets_import(const unsigned char *in, size_t n);
 
 /** Adds a TLS layer to an accepted socket (before its first read). */
 cairn_err_t cn_tls_accept(cn_sock_t *s, cn_tls_ctx_t *ctx);

@@ -113,3 +113,63 @@ cn_tls_tickets_attach(SSL_CTX *c)
 {
     SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticket_cb);
 }
+
+/* The wire form of the ring for a graceful upgrade: each key as set flag + name + aes + hmac,
+ * then the current key's age in milliseconds (8 bytes, little-endian). */
+
+static unsigned char *
+put_key(unsigned char *p, const ticket_key_t *k)
+{
+    *p++ = k->set ? 1 : 0;
+    memcpy(p, k->name, 16);
+    memcpy(p + 16, k->aes, 32);
+    memcpy(p + 48, k->hmac, 32);
+    return p + 80;
+}
+
+static const unsigned char *
+get_key(const unsigned char *p, ticket_key_t *k)
+{
+    k->set = *p++ == 1;
+    memcpy(k->name, p, 16);
+    memcpy(k->aes, p + 16, 32);
+    memcpy(k->hmac, p + 48, 32);
+    return p + 80;
+}
+
+size_t
+cn_tls_tickets_export(unsigned char *out, size_t cap)
+{
+    if (cap < CN_TLS_TICKETS_WIRE)
+        return 0;
+    pthread_mutex_lock(&ring.lock);
+    rotate_by_age();
+    unsigned char *p = put_key(put_key(out, &ring.cur), &ring.prev);
+    uint64_t age_ms = (cn_time_now_ns() - ring.cur_since_ns) / 1000000;
+    pthread_mutex_unlock(&ring.lock);
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(age_ms >> (8 * i));
+    return CN_TLS_TICKETS_WIRE;
+}
+
+bool
+cn_tls_tickets_import(const unsigned char *in, size_t n)
+{
+    if (n != CN_TLS_TICKETS_WIRE)
+        return false;
+    ticket_key_t cur, prev;
+    const unsigned char *p = get_key(get_key(in, &cur), &prev);
+    uint64_t age_ms = 0;
+    for (int i = 0; i < 8; i++)
+        age_ms |= (uint64_t)p[i] << (8 * i);
+    if (!cur.set)
+        return false;
+    pthread_mutex_lock(&ring.lock);
+    ring.cur = cur;
+    ring.prev = prev;
+    uint64_t now = cn_time_now_ns();
+    uint64_t age_ns = age_ms * 1000000;
+    ring.cur_since_ns = age_ns < now ? now - age_ns : 0;
+    pthread_mutex_unlock(&ring.lock);
+    return true;
+}

@@ -131,7 +131,8 @@ void cn_worker_fini(cn_worker_t *w);
  * The new process (`cairn -u`) listens on server.upgrade_socket (AF_UNIX, SOCK_SEQPACKET)
  * and the old one, on SIGQUIT, connects and sends every listening socket with SCM_RIGHTS,
  * up to CN_UPGRADE_BATCH per message, each message's payload being one kind byte per socket
- * ('L' a listener socket, 'A' the admin listener), then a message "." that ends the list.
+ * ('L' a listener socket, 'A' the admin listener), then a message 'K' + the TLS ticket keys
+ * (net/tls.h: cn_tls_tickets_export), then a message "." that ends the list.
  * The new process matches the sockets to its listeners by getsockname(), starts serving and
  * answers "OK" (or "ERR <reason>"); only then does the old one stop accepting and drain.
  * Both sides check that the peer runs as the same user. */

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/time.h"
+#include "net/tls.h"
 
 #define MSG_TIMEOUT_MS 10000
 
@@ -89,7 +90,7 @@ push_fd(cn_upgrade_fd_t **arr, size_t *n, size_t *cap, int fd, char kind)
 static int
 recv_batch(int conn, cn_upgrade_fd_t **arr, size_t *n, size_t *cap, char *err, size_t errlen)
 {
-    char payload[CN_UPGRADE_BATCH + 1];
+    char payload[CN_UPGRADE_BATCH + CN_TLS_TICKETS_WIRE + 1];
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int) * CN_UPGRADE_BATCH)];
@@ -128,6 +129,14 @@ recv_batch(int conn, cn_upgrade_fd_t **arr, size_t *n, size_t *cap, char *err, s
     size_t got = *n - first;
     if (got == 0 && r == 1 && payload[0] == '.')
         return 0;
+    if (got == 0 && r == 1 + CN_TLS_TICKETS_WIRE && payload[0] == 'K') {
+        /* The TLS ticket keys: tickets of the old instance resume here. */
+        if (!cn_tls_tickets_import((const unsigned char *)payload + 1, CN_TLS_TICKETS_WIRE)) {
+            snprintf(err, errlen, "malformed ticket keys");
+            return -1;
+        }
+        return 1;
+    }
     if ((m.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0 || got != (size_t)r) {
         snprintf(err, errlen, "malformed message (%zd bytes, %zu sockets)", r, got);
         return -1;
@@ -284,6 +293,13 @@ cn_upgrade_send(const char *path, const cn_upgrade_fd_t *fds, size_t n, pid_t *p
             close(s);
             return -1;
         }
+    }
+    unsigned char keys[1 + CN_TLS_TICKETS_WIRE] = {'K'};
+    if (cn_tls_tickets_export(keys + 1, CN_TLS_TICKETS_WIRE) != CN_TLS_TICKETS_WIRE ||
+        send(s, keys, sizeof(keys), MSG_NOSIGNAL) != (ssize_t)sizeof(keys)) {
+        snprintf(err, errlen, "sending the TLS ticket keys: %s", strerror(errno));
+        close(s);
+        return -1;
     }
     if (send(s, ".", 1, MSG_NOSIGNAL) != 1) {
         snprintf(err, errlen, "sending the end of the list: %s", strerror(errno));

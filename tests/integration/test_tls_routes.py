@@ -333,3 +333,41 @@ def test_ticket_keys_rotate(cairn, cert):
     time.sleep(2.3)
     _, reused = connect(first)
     assert not reused, "a ticket older than two rotations resumed"
+
+
+def test_tickets_resume_across_a_graceful_upgrade(cairn, cert, tmp_path):
+    """The old instance hands its ticket keys to `cairn -u` with the sockets: a session
+    ticket issued before the upgrade resumes on the new process."""
+    from test_upgrade import upgrade, upgrade_config
+    c_pem, k_pem = cert
+    cfg = upgrade_config(tmp_path, body="tls\n")
+    port = int(cfg["listeners"][0]["listen"].rsplit(":", 1)[1])
+    cfg["listeners"][0]["tls"] = {"cert": str(c_pem), "key": str(k_pem)}
+    old = cairn(cfg, name="cairn-old")
+    ctx = ssl.create_default_context(cafile=str(c_pem))
+
+    def connect(session=None):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test", session=session) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+                assert data.endswith(b"tls\n"), data
+                return s.session, s.session_reused
+
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx.minimum_version = ctx.maximum_version = version
+        sess, _ = connect()
+        if version == ssl.TLSVersion.TLSv1_2:
+            sess12 = sess
+        else:
+            sess13 = sess
+    new = upgrade(cairn, old, cfg, tmp_path)
+    assert new.alive()
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    _, reused = connect(sess12)
+    assert reused, "a TLS 1.2 ticket from before the upgrade did not resume"
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    _, reused = connect(sess13)
+    assert reused, "a TLS 1.3 ticket from before the upgrade did not resume"
