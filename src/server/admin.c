@@ -27,6 +27,7 @@
 #include "core/str.h"
 #include "core/time.h"
 #include "metrics/metrics.h"
+#include "net/tls.h"
 #include "engine/cached.h"
 #include "cache/fill.h"
 #include "upstream/limiter.h"
@@ -201,6 +202,21 @@ set_process(cn_metrics_t *m, const cn_server_t *srv)
     cn_metrics_set(m, CN_M_CONFIG_RELOADS, 0, CN_METRICS_RELOAD_ERROR, srv->reloads_failed);
 }
 
+/* The certificates of the running configuration's TLS listeners. */
+static void
+set_tls(cn_metrics_t *m, const cn_server_t *srv)
+{
+    const cn_config_t *cfg = srv->cfg;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const cn_conf_listener_t *l = &cfg->listeners[i];
+        if (l->tls_ctx == NULL)
+            continue;
+        uint32_t slot = cn_metrics_intern(m, CN_ML_LISTENER, l->name ? l->name : "-");
+        int64_t ns = cn_tls_ctx_expiry(l->tls_ctx) * 1000000000;
+        cn_metrics_set(m, CN_M_TLS_CERT_EXPIRY, slot, 0, (uint64_t)ns);
+    }
+}
+
 /* The memory tier of every cache the server opened (caches live until exit, also when a
  * reload dropped them from the configuration). */
 static void
@@ -288,6 +304,7 @@ static void
 ep_metrics(cn_server_t *srv, struct admin_exchange *x, cn_http_ds_t *ds)
 {
     cn_metrics_t *m = collect(srv);
+    set_tls(m, srv);
     set_caches(m, srv);
     set_origin(m, srv);
     set_connections(m, srv);

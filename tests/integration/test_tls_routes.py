@@ -371,3 +371,20 @@ def test_tickets_resume_across_a_graceful_upgrade(cairn, cert, tmp_path):
     ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     _, reused = connect(sess13)
     assert reused, "a TLS 1.3 ticket from before the upgrade did not resume"
+
+
+def test_certificate_expiry_metric(cairn, cert):
+    import subprocess as sp
+    c_pem, k_pem = cert
+    end = sp.run(["openssl", "x509", "-in", str(c_pem), "-noout", "-enddate"],
+                 capture_output=True, text=True, check=True).stdout.strip().split("=", 1)[1]
+    import time
+    not_after = time.mktime(time.strptime(end, "%b %d %H:%M:%S %Y GMT")) - time.timezone
+    port = free_port()
+    c = cairn({"listeners": [{"listen": f"127.0.0.1:{port}", "name": "secure",
+                              "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
+               "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
+    v = metric(c.admin_port, "cairn_tls_certificate_expiry_seconds", listener="secure")
+    want = not_after - time.time()
+    assert abs(v - want) < 120, (v, want)
+    assert 0 < v <= 86400 + 60
