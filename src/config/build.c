@@ -227,8 +227,7 @@ static const cn_conf_field_t listener_fields[] = {
                   NULL, "Unique name, which routes can match on (match.listener)."),
     CN_CONF_GROUP("tls", cn_conf_listener_tls_fields, cn_conf_listener_tls_post,
                   cn_conf_listener_tls_shown,
-                  "Serve TLS 1.2 and 1.3 on this listener (ALPN http/1.1; handshakes are bounded "
-                  "by server.header_timeout)."),
+                  "Serve TLS 1.2 and 1.3 on this listener (ALPN http/1.1); see docs/tls.md."),
     CN_CONF_END,
 };
 

@@ -58,6 +58,9 @@ const cn_conf_field_t cn_conf_listener_tls_fields[] = {
     CN_CONF_ENUM("client_verify", cn_conf_listener_t, tls_client_verify, client_verify_names,
                  "required",
                  "With client_ca: required (no valid certificate, no handshake) or optional."),
+    CN_CONF_MSEC("handshake_timeout", cn_conf_listener_t, tls_handshake_timeout_ms, "10s", 1, 0,
+                 "Time allowed for the TLS handshake; the request head then has "
+                 "server.header_timeout."),
     CN_CONF_BOOL("strict_sni", cn_conf_listener_t, tls_strict_sni, "false",
                  "Answer 421 to a request whose Host is not a name of the certificate the "
                  "connection was served."),
@@ -141,7 +144,8 @@ cn_conf_listener_tls_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *ob
                                .ciphers = l->tls_ciphers,
                                .client_ca = l->tls_client_ca,
                                .client_required = l->tls_client_verify == 0,
-                               .strict_sni = l->tls_strict_sni};
+                               .strict_sni = l->tls_strict_sni,
+                               .handshake_timeout_ms = l->tls_handshake_timeout_ms};
     sc.n_certs = cert_list(w, node, l, certs, CN_ARRAY_LEN(certs));
     if (sc.n_certs == 0 || !protocol_range(w, node, l, &sc) ||
         !readable(w, node, "client_ca", l->tls_client_ca))

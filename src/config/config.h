@@ -109,7 +109,8 @@ typedef struct cn_conf_listener {
     char *tls_client_ca;
     int tls_client_verify; /* 0 required, 1 optional */
     bool tls_strict_sni;
-    struct cn_tls_ctx *tls_ctx; /* built at load (net/tls.h); NULL = plain */
+    uint64_t tls_handshake_timeout_ms; /* 10s */
+    struct cn_tls_ctx *tls_ctx;        /* built at load (net/tls.h); NULL = plain */
 } cn_conf_listener_t;
 
 typedef struct cn_conf_admin {

@@ -181,6 +181,8 @@ handshake(cn_sock_t *s)
         return false;
     }
     t->established = true;
+    if (!t->client)
+        uv_timer_stop(&t->drain);
     if (!t->client && s->on_handshake != NULL)
         s->on_handshake(s, true);
     if (t->client) {
@@ -336,6 +338,21 @@ conn_new(cn_sock_t *s, cn_tls_ctx_t *ctx, uv_loop_t *loop, bool client)
     return t;
 }
 
+static void
+on_handshake_timeout(uv_timer_t *timer)
+{
+    cn_sock_t *s = timer->data;
+    if (s == NULL || s->tls == NULL || s->closing || s->tls->established)
+        return;
+    cn_tls_conn_t *t = s->tls;
+    t->failed = true;
+    snprintf(t->error, sizeof(t->error), "handshake timed out");
+    CN_LOG_INFO(0, "TLS handshake failed: %s", t->error);
+    if (s->on_handshake != NULL)
+        s->on_handshake(s, false);
+    s->on_read(s, CAIRN_ETLS);
+}
+
 cairn_err_t
 cn_tls_accept(cn_sock_t *s, cn_tls_ctx_t *ctx)
 {
@@ -343,6 +360,9 @@ cn_tls_accept(cn_sock_t *s, cn_tls_ctx_t *ctx)
     if (t == NULL)
         return CAIRN_ENOMEM;
     SSL_set_accept_state(t->ssl);
+    /* The drain timer is idle until the handshake is done: it bounds the handshake first. */
+    if (ctx->handshake_timeout_ms > 0)
+        uv_timer_start(&t->drain, on_handshake_timeout, ctx->handshake_timeout_ms, 0);
     return CAIRN_OK;
 }
 

@@ -30,7 +30,8 @@ typedef struct cn_tls_server_conf {
     const char *ciphers;               /* TLS 1.2 list; NULL = cairn's default */
     const char *client_ca;             /* NULL = no client certificates */
     bool client_required;
-    bool strict_sni; /* cn_tls_host_fits() checks requests' Host */
+    bool strict_sni;               /* cn_tls_host_fits() checks requests' Host */
+    uint64_t handshake_timeout_ms; /* 0 = none */
 } cn_tls_server_conf_t;
 
 typedef struct cn_tls_client_conf {

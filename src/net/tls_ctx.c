@@ -224,6 +224,7 @@ cn_tls_server_new(const cn_tls_server_conf_t *conf, char *err, size_t errlen)
     atomic_init(&ctx->refcnt, 1);
     ctx->server = true;
     ctx->strict_sni = conf->strict_sni;
+    ctx->handshake_timeout_ms = conf->handshake_timeout_ms;
     pthread_mutex_init(&ctx->lock, NULL);
     for (size_t i = 0; i < conf->n_certs; i++) {
         if (!add_cert(ctx, conf, &conf->certs[i], err, errlen)) {

@@ -27,6 +27,7 @@ struct cn_tls_ctx {
     bool server;
     bool verify;
     bool strict_sni;
+    uint64_t handshake_timeout_ms;
     cn_tls_slot_t slots[CN_TLS_MAX_SLOTS]; /* server: the first is the default */
     size_t n_slots;
     size_t n_certs;

@@ -388,3 +388,28 @@ def test_certificate_expiry_metric(cairn, cert):
     want = not_after - time.time()
     assert abs(v - want) < 120, (v, want)
     assert 0 < v <= 86400 + 60
+
+
+def test_handshake_timeout(cairn, cert):
+    """listeners[].tls.handshake_timeout bounds the handshake on its own (here well below
+    server.header_timeout): a client that connects and never says hello is closed."""
+    import time
+    c_pem, k_pem = cert
+    port = free_port()
+    cairn({"server": {"workers": 1, "header_timeout": "5s"},
+           "listeners": [{"listen": f"127.0.0.1:{port}",
+                          "tls": {"cert": str(c_pem), "key": str(k_pem),
+                                  "handshake_timeout": "500ms"}}],
+           "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        t0 = time.monotonic()
+        s.sendall(b"\x16\x03\x01")  # the start of a record, never finished
+        try:
+            got = s.recv(4096)
+        except ConnectionResetError:
+            got = b""
+        waited = time.monotonic() - t0
+    assert got in (b"",) or not got.startswith(b"HTTP"), got
+    assert 0.3 <= waited <= 2.5, f"closed after {waited:.2f}s (handshake_timeout 500ms)"
+    # A client that completes the handshake in time is served.
+    assert get_over_tls(port, c_pem, "a.test").startswith(b"HTTP/1.1 200")
