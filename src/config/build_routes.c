@@ -82,12 +82,21 @@ free_regex(void *code)
     pcre2_code_free(code);
 }
 
+static const char *const client_cert_names[] = {"any", "verified", "none", NULL};
+
 static const cn_conf_field_t match_fields[] = {
     CN_CONF_STR("listener", cn_conf_match_t, listener, NULL, CN_NULLABLE,
                 "Name of the listener the request arrived on."),
     CN_CONF_STRLIST("host", cn_conf_match_t, hosts, n_hosts, CN_SCALAR_OK, check_host,
                     "Host of the request: a name or a list of names; \"*.example.com\" matches "
                     "any subdomain; case-insensitive."),
+    CN_CONF_ENUM("client_cert", cn_conf_match_t, client_cert, client_cert_names, "any",
+                 "mTLS: any, verified (the connection presented a verified client "
+                 "certificate) or none."),
+    CN_CONF_STRLIST("client_san", cn_conf_match_t, client_sans, n_client_sans, CN_SCALAR_OK, NULL,
+                    "mTLS: one subjectAltName of the verified client certificate, written "
+                    "\"DNS:name\", \"URI:spiffe://x/y\" or \"email:a@b\"; a trailing * matches "
+                    "any rest."),
     CN_CONF_STRLIST("sni", cn_conf_match_t, snis, n_snis, CN_SCALAR_OK, check_host,
                     "TLS server name the client sent (SNI): a name or a list, \"*.example.com\" "
                     "for any subdomain; never matches a plain connection."),

@@ -176,6 +176,9 @@ typedef struct cn_conf_match {
     size_t n_hosts;
     char **snis; /* TLS server names, patterns as for hosts; a plain connection never matches */
     size_t n_snis;
+    int client_cert;    /* 0 any, 1 verified (mTLS certificate presented and verified), 2 none */
+    char **client_sans; /* SAN patterns ("URI:spiffe:..." with a trailing star) */
+    size_t n_client_sans;
     char *path_prefix;
     char *path;       /* exact */
     char *path_regex; /* PCRE2 */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/str.h"
+#include "net/tls.h"
 #include "engine/session.h"
 
 static cairn_iov_t
@@ -49,6 +50,40 @@ static bool
 host_matches(const cn_conf_match_t *m, cairn_iov_t authority)
 {
     return m->n_hosts == 0 || name_in(m->hosts, m->n_hosts, host_without_port(authority));
+}
+
+/* One "DNS:a, URI:b" entry of @sans equal to @pat (a trailing '*' matches any rest). */
+static bool
+san_in(const char *sans, const char *pat)
+{
+    size_t pl = strlen(pat);
+    bool prefix = pl > 0 && pat[pl - 1] == '*';
+    size_t pos = 0;
+    cairn_iov_t item;
+    while (cn_iov_next_item(cn_iov_cstr(sans), ',', &pos, &item))
+        if (prefix ? item.len >= pl - 1 && memcmp(item.base, pat, pl - 1) == 0
+                   : item.len == pl && memcmp(item.base, pat, pl) == 0)
+            return true;
+    return false;
+}
+
+/* The client certificate rules; @peer is looked up once, on the first route that asks. */
+static bool
+client_matches(const cn_conf_match_t *m, const cn_route_conn_t *conn, int *verified,
+               cn_tls_peer_t *peer)
+{
+    if (m->client_cert == 0 && m->n_client_sans == 0)
+        return true;
+    if (*verified < 0)
+        *verified = conn->tls_sock != NULL && cn_tls_peer_identity(conn->tls_sock, peer);
+    if (m->client_cert == 2)
+        return !*verified && m->n_client_sans == 0;
+    if (!*verified)
+        return false;
+    for (size_t i = 0; i < m->n_client_sans; i++)
+        if (san_in(peer->san, m->client_sans[i]))
+            return true;
+    return m->n_client_sans == 0;
 }
 
 static bool
@@ -142,17 +177,19 @@ path_matches(const cn_conf_match_t *m, cairn_iov_t path)
 }
 
 const cn_conf_route_t *
-cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req, const char *listener,
-               const char *sni)
+cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req, const cn_route_conn_t *conn)
 {
+    const char *listener = conn->listener, *sni = conn->sni;
+    int verified = -1;
+    cn_tls_peer_t peer;
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const cn_conf_route_t *r = &cfg->routes[i];
         const cn_conf_match_t *m = &r->match;
         if (m->listener != NULL && (listener == NULL || strcmp(m->listener, listener) != 0))
             continue;
         if (!host_matches(m, req->authority) || !sni_matches(m, sni) ||
-            !methods_match(m, req->method) || !path_matches(m, req->path) ||
-            !headers_match(m, &req->headers) || !query_match(m, req))
+            !client_matches(m, conn, &verified, &peer) || !methods_match(m, req->method) ||
+            !path_matches(m, req->path) || !headers_match(m, &req->headers) || !query_match(m, req))
             continue;
         return r;
     }

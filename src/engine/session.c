@@ -162,7 +162,8 @@ void
 cn_session_route(cn_session_t *s)
 {
     const cn_http_req_t *req = s->req;
-    s->route = cn_route_match(s->cfg, req, s->ds->listener, s->ds->tls_sni);
+    const cn_route_conn_t conn = {s->ds->listener, s->ds->tls_sni, s->ds->tls_sock};
+    s->route = cn_route_match(s->cfg, req, &conn);
     if (s->route == NULL && s->upstream_override != NULL)
         s->route = &hook_route;
     if (s->route == NULL) {

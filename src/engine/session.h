@@ -152,10 +152,15 @@ cairn_action_t cn_hooks_fail(cn_session_t *s, cairn_err_t err, unsigned *status)
 void cn_hooks_end(cn_session_t *s);
 
 /* route.c */
-/** First route matching the request, or NULL. @sni: the TLS server name of the connection
- *  (NULL when plain or none was sent). */
+/** What routes can match of the request's connection. */
+typedef struct cn_route_conn {
+    const char *listener;     /* its name, or NULL */
+    const char *sni;          /* the TLS server name sent, or NULL (plain, or none sent) */
+    struct cn_sock *tls_sock; /* the TLS connection (client certificate), or NULL */
+} cn_route_conn_t;
+/** First route matching the request, or NULL. */
 const cn_conf_route_t *cn_route_match(const cn_config_t *cfg, const cn_http_req_t *req,
-                                      const char *listener, const char *sni);
+                                      const cn_route_conn_t *conn);
 /** True when @ss (a client address) is inside one of the @n CIDR ranges. */
 bool cn_route_addr_in(const cn_conf_cidr_t *cidrs, size_t n, const struct sockaddr_storage *ss);
 /** Applies add/set/remove rules to @h. */

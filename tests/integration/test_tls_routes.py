@@ -413,3 +413,36 @@ def test_handshake_timeout(cairn, cert):
     assert 0.3 <= waited <= 2.5, f"closed after {waited:.2f}s (handshake_timeout 500ms)"
     # A client that completes the handshake in time is served.
     assert get_over_tls(port, c_pem, "a.test").startswith(b"HTTP/1.1 200")
+
+
+def test_routes_on_the_client_certificate(cairn, tmp_path):
+    ca, (srv, srv_key), (cl, cl_key), _, _ = make_ca_and_client(tmp_path)
+    port = free_port()
+    cairn({"server": {"workers": 1},
+           "listeners": [{"listen": f"127.0.0.1:{port}",
+                          "tls": {"cert": str(srv), "key": str(srv_key),
+                                  "client_ca": str(ca), "client_verify": "optional"}}],
+           "routes": [
+               {"match": {"client_san": "URI:spiffe://other/*"},
+                "static": {"status": 200, "body": "other\n"}},
+               {"match": {"client_san": ["DNS:nope.test", "URI:spiffe://acme/*"]},
+                "static": {"status": 200, "body": "acme\n"}},
+               {"match": {"client_cert": "verified"}, "static": {"status": 200, "body": "v\n"}},
+               {"match": {"client_cert": "none"},
+                "static": {"status": 200, "body": "anonymous\n"}},
+           ]})
+
+    def body(with_cert):
+        ctx = ssl.create_default_context(cafile=str(ca))
+        if with_cert:
+            ctx.load_cert_chain(str(cl), str(cl_key))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+        return data.split(b"\r\n\r\n", 1)[1]
+
+    assert body(with_cert=True) == b"acme\n"
+    assert body(with_cert=False) == b"anonymous\n"

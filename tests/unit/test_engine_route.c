@@ -86,7 +86,8 @@ req(struct fixture *f, const char *method, const char *host, const char *target,
 static const char *
 match(struct fixture *f, cn_http_req_t *r, const char *listener)
 {
-    const cn_conf_route_t *route = cn_route_match(f->cfg, r, listener, NULL);
+    const cn_conf_route_t *route =
+        cn_route_match(f->cfg, r, &(cn_route_conn_t){listener, NULL, NULL});
     return route ? route->name : "(none)";
 }
 
