@@ -29,7 +29,8 @@ static int fresh = -1;
 static char first_version[32], first_cipher[64];
 static int first_group;
 
-int SSL_connect(SSL *s)
+int
+SSL_connect(SSL *s)
 {
     if (!real_connect)
         real_connect = (int (*)(SSL *))dlsym(RTLD_NEXT, "SSL_connect");
@@ -60,7 +61,8 @@ int SSL_connect(SSL *s)
     return r;
 }
 
-__attribute__((destructor)) static void report(void)
+__attribute__((destructor)) static void
+report(void)
 {
     const char *path = getenv("CAIRN_BENCH_TLS_STATS");
     if (!path)
@@ -68,8 +70,9 @@ __attribute__((destructor)) static void report(void)
     FILE *f = fopen(path, "w");
     if (!f)
         return;
-    fprintf(f, "{\"full\":%lu,\"resumed\":%lu,\"failed\":%lu,\"version\":\"%s\",\"cipher\":\"%s\","
-               "\"group\":%d}\n",
+    fprintf(f,
+            "{\"full\":%lu,\"resumed\":%lu,\"failed\":%lu,\"version\":\"%s\",\"cipher\":\"%s\","
+            "\"group\":%d}\n",
             n_full, n_resumed, n_failed, first_version, first_cipher, first_group);
     fclose(f);
 }
