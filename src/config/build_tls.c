@@ -20,6 +20,18 @@ unref_ctx(void *ctx)
     cn_tls_ctx_unref(ctx);
 }
 
+/* The context built from this section, or its error at @node; owned by the generation. */
+static struct cn_tls_ctx *
+owned_ctx(cn_conf_walk_t *w, const cn_dom_node_t *node, struct cn_tls_ctx *ctx, const char *err)
+{
+    if (ctx == NULL) {
+        cn_conf_error(w, node, "%s", err);
+        return NULL;
+    }
+    cn_arena_defer(w->arena, unref_ctx, ctx);
+    return ctx;
+}
+
 static bool
 readable(cn_conf_walk_t *w, const cn_dom_node_t *node, const char *key, const char *path)
 {
@@ -150,13 +162,8 @@ cn_conf_listener_tls_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *ob
     if (sc.n_certs == 0 || !protocol_range(w, node, l, &sc) ||
         !readable(w, node, "client_ca", l->tls_client_ca))
         return;
-    char err[256];
-    l->tls_ctx = cn_tls_server_new(&sc, err, sizeof(err));
-    if (l->tls_ctx == NULL) {
-        cn_conf_error(w, node, "%s", err);
-        return;
-    }
-    cn_arena_defer(w->arena, unref_ctx, l->tls_ctx);
+    char err[256] = "";
+    l->tls_ctx = owned_ctx(w, node, cn_tls_server_new(&sc, err, sizeof(err)), err);
 }
 
 /* ---- upstreams ---------------------------------------------------------------------------- */
@@ -214,13 +221,8 @@ cn_conf_upstream_tls_post(cn_conf_walk_t *w, const cn_dom_node_t *node, void *ob
                                .cert = u->tls_cert,
                                .key = u->tls_key,
                                .sni = u->tls_sni ? u->tls_sni : peer_host(w->arena, u)};
-    char err[256];
-    u->tls_ctx = cn_tls_client_new(&cc, err, sizeof(err));
-    if (u->tls_ctx == NULL) {
-        cn_conf_error(w, node, "%s", err);
-        return;
-    }
-    cn_arena_defer(w->arena, unref_ctx, u->tls_ctx);
+    char err[256] = "";
+    u->tls_ctx = owned_ctx(w, node, cn_tls_client_new(&cc, err, sizeof(err)), err);
 }
 
 bool

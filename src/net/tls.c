@@ -50,35 +50,36 @@ static cairn_err_t
 flush(cn_sock_t *s, bool notify, bool *sent_now)
 {
     cn_tls_conn_t *t = s->tls;
-    size_t pending = BIO_ctrl_pending(t->wbio);
+    char *data = NULL;
+    size_t pending = (size_t)BIO_get_mem_data(t->wbio, &data);
     size_t off = 0;
     if (sent_now != NULL)
         *sent_now = false;
-    struct tls_wr *w = cn_xmalloc(sizeof(*w) + pending + 1);
-    if (pending > 0 && BIO_read(t->wbio, w->data, (int)pending) != (int)pending) {
-        cn_free(w);
-        return CAIRN_EIO;
-    }
+    /* Written from the BIO's own memory when the socket takes it: no copy, no allocation. */
     if (pending > 0 && s->u.stream.write_queue_size == 0) {
-        uv_buf_t b = uv_buf_init(w->data, (unsigned)pending);
+        uv_buf_t b = uv_buf_init(data, (unsigned)pending);
         int r = uv_try_write(&s->u.stream, &b, 1);
-        if (r < 0 && r != UV_EAGAIN) {
-            cn_free(w);
+        if (r < 0 && r != UV_EAGAIN)
             return CAIRN_ECLOSED;
-        }
         off = r > 0 ? (size_t)r : 0;
     }
     if (off == pending && (sent_now != NULL || !notify)) {
-        cn_free(w);
+        (void)BIO_reset(t->wbio);
         if (sent_now != NULL)
             *sent_now = true;
         return CAIRN_OK;
     }
+    /* The rest is copied out and queued in order (the BIO's memory moves on the next write). */
+    size_t rest = pending - off;
+    struct tls_wr *w = cn_xmalloc(sizeof(*w) + rest + 1);
+    if (rest > 0)
+        memcpy(w->data, data + off, rest);
+    (void)BIO_reset(t->wbio);
     w->s = s;
     w->notify = notify;
-    w->len = pending - off;
+    w->len = rest;
     w->req.data = w;
-    uv_buf_t b = uv_buf_init(w->data + off, (unsigned)(pending - off));
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
     if (uv_write(&w->req, &s->u.stream, &b, 1, wr_done) != 0) {
         cn_free(w);
         return CAIRN_ECLOSED;
@@ -444,17 +445,7 @@ cn_tls_get_info(cn_sock_t *s, cn_tls_info_t *out)
     out->version = SSL_get_version(t->ssl);
     out->cipher = SSL_get_cipher_name(t->ssl);
     out->sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
-    const unsigned char *alpn = NULL;
-    unsigned alen = 0;
-    SSL_get0_alpn_selected(t->ssl, &alpn, &alen);
-    out->alpn = alen == 8 && memcmp(alpn, "http/1.1", 8) == 0 ? "http/1.1" : NULL;
     out->resumed = SSL_session_reused(t->ssl) == 1;
-    X509 *peer = SSL_get0_peer_certificate(t->ssl);
-    if (peer != NULL && SSL_get_verify_result(t->ssl) == X509_V_OK) {
-        out->peer_verified = true;
-        X509_NAME_oneline(X509_get_subject_name(peer), out->peer_subject,
-                          sizeof(out->peer_subject));
-    }
     return true;
 }
 

@@ -68,11 +68,8 @@ cairn_err_t cn_tls_accept(cn_sock_t *s, cn_tls_ctx_t *ctx);
 typedef struct cn_tls_info {
     const char *version; /* "TLSv1.3" */
     const char *cipher;
-    const char *sni;  /* the client's server name */
-    const char *alpn; /* "http/1.1" */
+    const char *sni; /* the client's server name */
     bool resumed;
-    bool peer_verified; /* a client certificate was presented and verified */
-    char peer_subject[256];
 } cn_tls_info_t;
 
 /** Makes the next cn_sock_connect() of @s a TLS connection with @ctx: its connect callback

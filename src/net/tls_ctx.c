@@ -99,6 +99,35 @@ same_names(const cn_tls_slot_t *slot, char names[][256], size_t n)
     return true;
 }
 
+/* @host (@len bytes) against a certificate name: exact, or "*.rest" for one label. */
+static bool
+name_fits(const char *pat, const char *host, size_t len)
+{
+    size_t pl = strlen(pat);
+    if (pl == len && strncasecmp(pat, host, len) == 0)
+        return true;
+    if (pl < 3 || pat[0] != '*' || pat[1] != '.')
+        return false;
+    const char *dot = memchr(host, '.', len);
+    return dot != NULL && (size_t)(host + len - dot) == pl - 1 &&
+           strncasecmp(dot, pat + 1, pl - 1) == 0;
+}
+
+/* The slot with an exact name @host (@wildcard false) or a wildcard that covers it. */
+static const cn_tls_slot_t *
+slot_for(const cn_tls_ctx_t *ctx, const char *host, bool wildcard)
+{
+    size_t len = strlen(host);
+    for (size_t i = 0; i < ctx->n_slots; i++)
+        for (size_t j = 0; j < ctx->slots[i].n_names; j++) {
+            const char *pat = ctx->slots[i].names[j];
+            if ((pat[0] == '*') == wildcard && name_fits(pat, host, len))
+                return &ctx->slots[i];
+        }
+    return NULL;
+}
+
+/* SNI: the exact name first, then a wildcard, else the first certificate stays. */
 static int
 on_servername(SSL *ssl, int *alert, void *arg)
 {
@@ -107,17 +136,9 @@ on_servername(SSL *ssl, int *alert, void *arg)
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     if (name == NULL)
         return SSL_TLSEXT_ERR_OK;
-    const cn_tls_slot_t *hit = NULL;
-    const char *dot = strchr(name, '.');
-    for (size_t i = 0; i < ctx->n_slots && hit == NULL; i++)
-        for (size_t j = 0; j < ctx->slots[i].n_names && hit == NULL; j++)
-            if (strcasecmp(ctx->slots[i].names[j], name) == 0)
-                hit = &ctx->slots[i];
-    for (size_t i = 0; i < ctx->n_slots && hit == NULL && dot != NULL; i++)
-        for (size_t j = 0; j < ctx->slots[i].n_names && hit == NULL; j++)
-            if (strncmp(ctx->slots[i].names[j], "*.", 2) == 0 &&
-                strcasecmp(ctx->slots[i].names[j] + 1, dot) == 0)
-                hit = &ctx->slots[i];
+    const cn_tls_slot_t *hit = slot_for(ctx, name, false);
+    if (hit == NULL)
+        hit = slot_for(ctx, name, true);
     if (hit != NULL && hit->ssl_ctx != SSL_get_SSL_CTX(ssl))
         SSL_set_SSL_CTX(ssl, hit->ssl_ctx);
     return SSL_TLSEXT_ERR_OK;
@@ -327,19 +348,6 @@ cn_tls_ctx_session(cn_tls_ctx_t *ctx)
         SSL_SESSION_up_ref(s);
     pthread_mutex_unlock(&ctx->lock);
     return s;
-}
-
-static bool
-name_fits(const char *pat, const char *host, size_t len)
-{
-    size_t pl = strlen(pat);
-    if (pl == len && strncasecmp(pat, host, len) == 0)
-        return true;
-    if (pl < 3 || pat[0] != '*' || pat[1] != '.')
-        return false;
-    const char *dot = memchr(host, '.', len);
-    return dot != NULL && (size_t)(host + len - dot) == pl - 1 &&
-           strncasecmp(dot, pat + 1, pl - 1) == 0;
 }
 
 bool

@@ -145,7 +145,6 @@ start_attempt(cn_ux_t *ux)
         if (ux->ops->prepare != NULL && !ux->ops->prepare(ux->cb, &ux->req))
             return; /* the consumer answered: @ux may be gone */
     }
-    ux->info.attempts++;
     ux->got_response_bytes = false;
     ux->head_parsed = false;
     cn_up_pool_t *pool = cn_up_pool_get(ux->ctx, ux->up, ux->peer);

@@ -53,7 +53,6 @@ typedef struct cn_ux_info {
     const char *peer_addr; /* the same, whole (config or arena memory) */
     bool reused;           /* the connection came from the pool */
     uint64_t connect_ns, header_ns;
-    unsigned attempts;
 } cn_ux_info_t;
 
 typedef enum cn_ux_verdict {

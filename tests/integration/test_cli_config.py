@@ -274,3 +274,17 @@ def test_tls_listener_serves_tls_and_never_plain_http(cairn_cli, cairn, write_co
             while chunk := s.recv(4096):
                 got += chunk
     assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"hello\n"), got
+
+
+def test_ktls_is_refused_not_ignored(cairn_cli, write_config):
+    """cairn's TLS runs over memory BIOs, which the kernel cannot take over: `tls.ktls` is not
+    a key cairn accepts, so asking for it is a positioned error, never a silent no-op."""
+    text = valid_text().replace(
+        "    name: main\n",
+        "    name: main\n  - listen: \"127.0.0.1:1\"\n    tls: {ktls: true}\n")
+    p = write_config(text)
+    r = cairn_cli("-t", "-c", p)
+    assert r.returncode == 1, r.stdout + r.stderr
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "ktls" in ln)
+    assert any(d[0] == line and 'unknown key "ktls"' in d[2] for d in diag_lines(r.stderr, p)), \
+        r.stderr

@@ -1,39 +1,63 @@
-"""Routes on the TLS server name: `match.sni` matches the name the client sent in its
-ClientHello (exact or *.wildcard), and never matches a plain connection."""
+"""TLS on listeners beyond termination: routes on the server name (`match.sni`) and on the
+client certificate, the identity sent upstream, strict SNI, handshake metrics and timeouts,
+certificate expiry, the admin listener over TLS, ticket-key rotation and hand-over on a
+graceful upgrade, and the lesson 21 example. Certificates come from tls_certs.CertFactory,
+clients from test_tls's helpers."""
 import socket
 import ssl
 import subprocess
+import types
 
 import pytest
 
 from helpers import free_port
+from test_tls import client_ctx, tls_connect
+from tls_certs import CertFactory, openssl
 
 
 @pytest.fixture(scope="module")
-def cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sni")
-    c, k = d / "c.pem", d / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(k), "-out", str(c),
-                    "-days", "1", "-subj", "/CN=a.test", "-addext",
-                    "subjectAltName=DNS:a.test,DNS:b.test,DNS:x.w.test"],
-                   check=True, capture_output=True)
-    return c, k
+def pki(tmp_path_factory):
+    f = CertFactory(tmp_path_factory.mktemp("tls-routes"))
+    n = types.SimpleNamespace(factory=f)
+    n.ca = f.ca("ca", cn="routes test CA")
+    n.server = f.server("server", n.ca, ["a.test", "b.test", "x.w.test"], key="ec")
+    n.client = f.leaf("client", n.ca, ["DNS:client.acme.test", "URI:spiffe://acme/one"],
+                      key="ec", cn="client one", org="acme", usage="client")
+    fp = openssl("x509", "-in", n.client.cert, "-noout", "-fingerprint", "-sha256")
+    n.client_fingerprint = fp.split("=", 1)[1].strip().replace(":", "").lower()
+    n.client_serial = openssl("x509", "-in", n.client.cert, "-noout", "-serial"
+                              ).split("=", 1)[1].strip().upper()
+    return n
 
 
-def get_over_tls(port, ca, sni, host="x"):
-    ctx = ssl.create_default_context(cafile=str(ca))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=sni) as s:
-            s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
+@pytest.fixture(scope="module")
+def cert(pki):
+    """(certificate, key, CA) paths: the listener's certificate (a.test, b.test, x.w.test),
+    its key, and the CA clients verify it with."""
+    return pki.server.cert, pki.server.key, pki.ca.cert
+
+
+def fetch(port, ca, sni="a.test", host="x", client=None, path="/", extra=b"", version=None):
+    """The raw bytes of one request over TLS (Connection: close), read to the end. @ca and
+    @client are tls_certs.Cert objects or certificate paths."""
+    if not hasattr(ca, "cert"):
+        ca = types.SimpleNamespace(cert=ca)
+    ctx = client_ctx(ca=ca, cert=client, version=version)
+    with tls_connect(port, ctx=ctx, server_hostname=sni) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n".encode()
+                  + extra + b"\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
     return data
 
 
+def get_over_tls(port, ca, sni, host="x"):
+    return fetch(port, ca, sni=sni, host=host)
+
+
 def test_match_sni(cairn, cert):
-    c_pem, k_pem = cert
+    c_pem, k_pem, ca = cert
     tls_port, plain_port = free_port(), free_port()
     cfg = {
         "server": {"workers": 1},
@@ -47,11 +71,11 @@ def test_match_sni(cairn, cert):
         ],
     }
     c = cairn(cfg)
-    assert get_over_tls(tls_port, c_pem, "a.test").endswith(b"route a\n")
-    assert get_over_tls(tls_port, c_pem, "x.w.test").endswith(b"route w\n")
-    assert get_over_tls(tls_port, c_pem, "b.test").endswith(b"route default\n")
+    assert get_over_tls(tls_port, ca, "a.test").endswith(b"route a\n")
+    assert get_over_tls(tls_port, ca, "x.w.test").endswith(b"route w\n")
+    assert get_over_tls(tls_port, ca, "b.test").endswith(b"route default\n")
     # The Host header does not stand in for the SNI.
-    assert get_over_tls(tls_port, c_pem, "b.test", host="a.test").endswith(b"route default\n")
+    assert get_over_tls(tls_port, ca, "b.test", host="a.test").endswith(b"route default\n")
     with socket.create_connection(("127.0.0.1", plain_port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
         data = b""
@@ -72,13 +96,13 @@ def metric(admin_port, name, **labels):
 
 def test_tls_handshake_metrics(cairn, cert):
     """cairn_tls_handshakes_total{listener,result} and cairn_tls_resumed_total{listener}."""
-    c_pem, k_pem = cert
+    c_pem, k_pem, ca = cert
     port = free_port()
     c = cairn({"server": {"workers": 1},
                "listeners": [{"listen": f"127.0.0.1:{port}", "name": "secure",
                               "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
                "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
-    ctx = ssl.create_default_context(cafile=str(c_pem))
+    ctx = ssl.create_default_context(cafile=str(ca))
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # a session id / ticket Python can reuse
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname="a.test") as s:
@@ -108,80 +132,45 @@ def test_tls_handshake_metrics(cairn, cert):
     assert metric(c.admin_port, "cairn_tls_resumed_total", listener="secure") == 1
 
 
-def test_certificate_expiring_soon_is_warned(cairn, tmp_path):
-    c_pem, k_pem = tmp_path / "soon.pem", tmp_path / "soon.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(k_pem), "-out",
-                    str(c_pem), "-days", "5", "-subj", "/CN=soon.test"],
-                   check=True, capture_output=True)
+def test_certificate_expiring_soon_is_warned(cairn, pki):
+    soon = pki.factory.server("soon", pki.ca, ["soon.test"], key="ec", days=5)
     port = free_port()
     c = cairn({"listeners": [{"listen": f"127.0.0.1:{port}",
-                              "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
+                              "tls": {"cert": str(soon.cert), "key": str(soon.key)}}],
                "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
     assert f"listener 127.0.0.1:{port}: a TLS certificate expires in" in c.stderr_text()
 
 
-def make_ca_and_client(d):
-    ca_key, ca = d / "ca.key", d / "ca.pem"
-    run = lambda *a: subprocess.run(list(a), check=True, capture_output=True)  # noqa: E731
-    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2", "-subj", "/CN=test CA")
-    srv_key, srv_csr, srv = d / "s.key", d / "s.csr", d / "s.pem"
-    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(srv_key), "-out", str(srv_csr), "-subj", "/CN=a.test")
-    ext = d / "s.ext"
-    ext.write_text("subjectAltName=DNS:a.test\n")
-    run("openssl", "x509", "-req", "-in", str(srv_csr), "-CA", str(ca), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-out", str(srv), "-days", "2", "-extfile", str(ext))
-    cl_key, cl_csr, cl = d / "c.key", d / "c.csr", d / "c.pem"
-    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(cl_key), "-out", str(cl_csr), "-subj", "/O=acme/CN=client one")
-    cext = d / "c.ext"
-    cext.write_text("subjectAltName=DNS:client.acme.test,URI:spiffe://acme/one\n")
-    run("openssl", "x509", "-req", "-in", str(cl_csr), "-CA", str(ca), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-out", str(cl), "-days", "2", "-extfile", str(cext))
-    fp = run("openssl", "x509", "-in", str(cl), "-noout", "-fingerprint", "-sha256").stdout
-    fingerprint = fp.decode().split("=", 1)[1].strip().replace(":", "").lower()
-    serial = run("openssl", "x509", "-in", str(cl), "-noout", "-serial").stdout
-    serial = serial.decode().split("=", 1)[1].strip().upper()
-    return ca, (srv, srv_key), (cl, cl_key), fingerprint, serial
+def mtls_listener(pki, port, verify="optional"):
+    return {"listen": f"127.0.0.1:{port}",
+            "tls": {"cert": str(pki.server.cert), "key": str(pki.server.key),
+                    "client_ca": str(pki.ca.cert), "client_verify": verify}}
 
 
-def test_client_certificate_forwarded_in_configured_headers(cairn, origin, tmp_path):
-    ca, (srv, srv_key), (cl, cl_key), fingerprint, serial = make_ca_and_client(tmp_path)
+def test_client_certificate_forwarded_in_configured_headers(cairn, origin, pki):
     o = origin()
     port = free_port()
-    c = cairn({"server": {"workers": 1},
-               "listeners": [{"listen": f"127.0.0.1:{port}",
-                              "tls": {"cert": str(srv), "key": str(srv_key),
-                                      "client_ca": str(ca), "client_verify": "optional"}}],
-               "upstreams": {"o": {"peers": [{"address": o.address}]}},
-               "routes": [{"upstream": "o",
-                           "client_cert_headers": {"subject": "X-Client-Subject",
-                                                   "san": "X-Client-SAN",
-                                                   "fingerprint": "X-Client-Fingerprint",
-                                                   "serial": "X-Client-Serial"}}]})
+    cairn({"server": {"workers": 1},
+           "listeners": [mtls_listener(pki, port)],
+           "upstreams": {"o": {"peers": [{"address": o.address}]}},
+           "routes": [{"upstream": "o",
+                       "client_cert_headers": {"subject": "X-Client-Subject",
+                                               "san": "X-Client-SAN",
+                                               "fingerprint": "X-Client-Fingerprint",
+                                               "serial": "X-Client-Serial"}}]})
+    forged = b"X-Client-Subject: CN=forged\r\nX-Client-Serial: 1\r\n"
 
-    def request(with_cert):
-        ctx = ssl.create_default_context(cafile=str(ca))
-        if with_cert:
-            ctx.load_cert_chain(str(cl), str(cl_key))
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
-                s.sendall(b"GET /id HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n"
-                          b"X-Client-Subject: CN=forged\r\nX-Client-Serial: 1\r\n\r\n")
-                data = b""
-                while chunk := s.recv(4096):
-                    data += chunk
+    def request(client):
+        data = fetch(port, pki.ca, client=client, path="/id", extra=forged)
         assert data.startswith(b"HTTP/1.1 200"), data
         return o.requests[-1]
 
-    r = request(with_cert=True)
-    assert r.header_all("x-client-subject") == ["CN=client one,O=acme"], r.headers
+    r = request(pki.client)
+    assert r.header_all("x-client-subject") == [pki.client.subject], r.headers
     assert r.header("x-client-san") == "DNS:client.acme.test, URI:spiffe://acme/one"
-    assert r.header("x-client-fingerprint") == fingerprint
-    assert r.header_all("x-client-serial") == [serial]
-    r = request(with_cert=False)
+    assert r.header("x-client-fingerprint") == pki.client_fingerprint
+    assert r.header_all("x-client-serial") == [pki.client_serial]
+    r = request(None)
     for name in ("x-client-subject", "x-client-serial", "x-client-san", "x-client-fingerprint"):
         assert r.header(name) is None, (name, r.headers)
 
@@ -201,56 +190,44 @@ def test_client_cert_headers_stripped_on_plain_connections(cairn, origin):
 
 
 def test_strict_sni_answers_421_for_another_host(cairn, cert):
-    c_pem, k_pem = cert  # names: a.test, b.test, x.w.test
+    c_pem, k_pem, ca = cert  # names: a.test, b.test, x.w.test
     port = free_port()
     cairn({"server": {"workers": 1},
            "listeners": [{"listen": f"127.0.0.1:{port}",
                           "tls": {"cert": str(c_pem), "key": str(k_pem), "strict_sni": True}}],
            "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
-    assert get_over_tls(port, c_pem, "a.test", host="b.test:443").startswith(b"HTTP/1.1 200")
-    assert get_over_tls(port, c_pem, "a.test", host="A.TEST").startswith(b"HTTP/1.1 200")
-    r = get_over_tls(port, c_pem, "a.test", host="other.example")
+    assert get_over_tls(port, ca, "a.test", host="b.test:443").startswith(b"HTTP/1.1 200")
+    assert get_over_tls(port, ca, "a.test", host="A.TEST").startswith(b"HTTP/1.1 200")
+    r = get_over_tls(port, ca, "a.test", host="other.example")
     assert r.startswith(b"HTTP/1.1 421"), r
 
 
 def test_without_strict_sni_any_host_is_served(cairn, cert):
-    c_pem, k_pem = cert
+    c_pem, k_pem, ca = cert
     port = free_port()
     cairn({"server": {"workers": 1},
            "listeners": [{"listen": f"127.0.0.1:{port}",
                           "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
            "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
-    assert get_over_tls(port, c_pem, "a.test", host="other.example").startswith(b"HTTP/1.1 200")
+    assert get_over_tls(port, ca, "a.test", host="other.example").startswith(b"HTTP/1.1 200")
 
 
-def test_lesson21_mtls_example(origin, tmp_path):
+def test_lesson21_mtls_example(origin, pki, tmp_path):
     """examples/lesson21_mtls.c: a hook that refuses requests without a verified client
     certificate (403) and forwards the subject upstream, replacing any forged one."""
     from example_proc import Example
-    ca, (srv, srv_key), (cl, cl_key), _, _ = make_ca_and_client(tmp_path)
     o = origin()
-    ex = Example("lesson21_mtls", (o.address, str(srv), str(srv_key), str(ca)), tmp_path).start()
+    ex = Example("lesson21_mtls", (o.address, str(pki.server.cert), str(pki.server.key),
+                                   str(pki.ca.cert)), tmp_path).start()
     try:
-        def request(with_cert):
-            ctx = ssl.create_default_context(cafile=str(ca))
-            if with_cert:
-                ctx.load_cert_chain(str(cl), str(cl_key))
-            with socket.create_connection(("127.0.0.1", ex.port), timeout=5) as raw:
-                with ctx.wrap_socket(raw, server_hostname="a.test") as s:
-                    s.sendall(b"GET /me HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n"
-                              b"X-Client-Subject: CN=forged\r\n\r\n")
-                    data = b""
-                    while chunk := s.recv(4096):
-                        data += chunk
-            return data
-
+        forged = b"X-Client-Subject: CN=forged\r\n"
         n = len(o.requests)
-        r = request(with_cert=False)
+        r = fetch(ex.port, pki.ca, path="/me", extra=forged)
         assert r.startswith(b"HTTP/1.1 403") and r.endswith(b"a client certificate is required\n")
         assert len(o.requests) == n, "a request without a certificate reached the origin"
-        r = request(with_cert=True)
+        r = fetch(ex.port, pki.ca, client=pki.client, path="/me", extra=forged)
         assert r.startswith(b"HTTP/1.1 200"), r
-        assert o.requests[-1].header_all("x-client-subject") == ["CN=client one,O=acme"]
+        assert o.requests[-1].header_all("x-client-subject") == [pki.client.subject]
     finally:
         ex.stop()
 
@@ -260,7 +237,7 @@ def test_admin_listener_over_tls(tmp_path, cert):
     import time
     from conftest import CAIRN_BIN, cairn_env
     from helpers import to_yaml
-    c_pem, k_pem = cert
+    c_pem, k_pem, ca = cert
     admin = free_port()
     cfg = {"server": {"workers": 1, "pid_file": str(tmp_path / "p.pid")},
            "admin": {"listen": f"127.0.0.1:{admin}",
@@ -278,15 +255,8 @@ def test_admin_listener_over_tls(tmp_path, cert):
                     break
             assert time.monotonic() < deadline and p.poll() is None, "admin never listened"
             time.sleep(0.05)
-        r = get_over_tls(admin, c_pem, "a.test", host="127.0.0.1")
-        r2 = b""
-        ctx = ssl.create_default_context(cafile=str(c_pem))
-        with socket.create_connection(("127.0.0.1", admin), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                while chunk := s.recv(4096):
-                    r2 += chunk
-        assert r2.startswith(b"HTTP/1.1 200"), r2
+        r = fetch(admin, ca, path="/healthz")
+        assert r.startswith(b"HTTP/1.1 200"), r
         with socket.create_connection(("127.0.0.1", admin), timeout=5) as s:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             got = b""
@@ -296,7 +266,6 @@ def test_admin_listener_over_tls(tmp_path, cert):
             except (ConnectionResetError, socket.timeout):
                 pass
         assert b"HTTP/1.1" not in got, got
-        assert r.startswith(b"HTTP/1.1 "), r
     finally:
         p.terminate()
         err = p.communicate(timeout=10)[1].decode(errors="replace")
@@ -308,13 +277,13 @@ def test_ticket_keys_rotate(cairn, cert):
     """server.tls_ticket_rotation: a ticket resumes within two rotation intervals (the previous
     key still opens it) and not after, whatever the traffic in between."""
     import time
-    c_pem, k_pem = cert
+    c_pem, k_pem, ca = cert
     port = free_port()
     cairn({"server": {"workers": 2, "tls_ticket_rotation": "1s"},
            "listeners": [{"listen": f"127.0.0.1:{port}",
                           "tls": {"cert": str(c_pem), "key": str(k_pem)}}],
            "routes": [{"static": {"status": 200, "body": "ok\n"}}]})
-    ctx = ssl.create_default_context(cafile=str(c_pem))
+    ctx = ssl.create_default_context(cafile=str(ca))
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
     def connect(session=None):
@@ -339,12 +308,12 @@ def test_tickets_resume_across_a_graceful_upgrade(cairn, cert, tmp_path):
     """The old instance hands its ticket keys to `cairn -u` with the sockets: a session
     ticket issued before the upgrade resumes on the new process."""
     from test_upgrade import upgrade, upgrade_config
-    c_pem, k_pem = cert
+    c_pem, k_pem, ca = cert
     cfg = upgrade_config(tmp_path, body="tls\n")
     port = int(cfg["listeners"][0]["listen"].rsplit(":", 1)[1])
     cfg["listeners"][0]["tls"] = {"cert": str(c_pem), "key": str(k_pem)}
     old = cairn(cfg, name="cairn-old")
-    ctx = ssl.create_default_context(cafile=str(c_pem))
+    ctx = ssl.create_default_context(cafile=str(ca))
 
     def connect(session=None):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
@@ -374,10 +343,8 @@ def test_tickets_resume_across_a_graceful_upgrade(cairn, cert, tmp_path):
 
 
 def test_certificate_expiry_metric(cairn, cert):
-    import subprocess as sp
-    c_pem, k_pem = cert
-    end = sp.run(["openssl", "x509", "-in", str(c_pem), "-noout", "-enddate"],
-                 capture_output=True, text=True, check=True).stdout.strip().split("=", 1)[1]
+    c_pem, k_pem, ca = cert
+    end = openssl("x509", "-in", c_pem, "-noout", "-enddate").strip().split("=", 1)[1]
     import time
     not_after = time.mktime(time.strptime(end, "%b %d %H:%M:%S %Y GMT")) - time.timezone
     port = free_port()
@@ -387,14 +354,14 @@ def test_certificate_expiry_metric(cairn, cert):
     v = metric(c.admin_port, "cairn_tls_certificate_expiry_seconds", listener="secure")
     want = not_after - time.time()
     assert abs(v - want) < 120, (v, want)
-    assert 0 < v <= 86400 + 60
+    assert v > 300 * 86400, v  # the factory signs for a year
 
 
 def test_handshake_timeout(cairn, cert):
     """listeners[].tls.handshake_timeout bounds the handshake on its own (here well below
     server.header_timeout): a client that connects and never says hello is closed."""
     import time
-    c_pem, k_pem = cert
+    c_pem, k_pem, ca = cert
     port = free_port()
     cairn({"server": {"workers": 1, "header_timeout": "5s"},
            "listeners": [{"listen": f"127.0.0.1:{port}",
@@ -409,19 +376,16 @@ def test_handshake_timeout(cairn, cert):
         except ConnectionResetError:
             got = b""
         waited = time.monotonic() - t0
-    assert got in (b"",) or not got.startswith(b"HTTP"), got
+    assert not got.startswith(b"HTTP"), got
     assert 0.3 <= waited <= 2.5, f"closed after {waited:.2f}s (handshake_timeout 500ms)"
     # A client that completes the handshake in time is served.
-    assert get_over_tls(port, c_pem, "a.test").startswith(b"HTTP/1.1 200")
+    assert get_over_tls(port, ca, "a.test").startswith(b"HTTP/1.1 200")
 
 
-def test_routes_on_the_client_certificate(cairn, tmp_path):
-    ca, (srv, srv_key), (cl, cl_key), _, _ = make_ca_and_client(tmp_path)
+def test_routes_on_the_client_certificate(cairn, pki):
     port = free_port()
     cairn({"server": {"workers": 1},
-           "listeners": [{"listen": f"127.0.0.1:{port}",
-                          "tls": {"cert": str(srv), "key": str(srv_key),
-                                  "client_ca": str(ca), "client_verify": "optional"}}],
+           "listeners": [mtls_listener(pki, port)],
            "routes": [
                {"match": {"client_san": "URI:spiffe://other/*"},
                 "static": {"status": 200, "body": "other\n"}},
@@ -432,17 +396,8 @@ def test_routes_on_the_client_certificate(cairn, tmp_path):
                 "static": {"status": 200, "body": "anonymous\n"}},
            ]})
 
-    def body(with_cert):
-        ctx = ssl.create_default_context(cafile=str(ca))
-        if with_cert:
-            ctx.load_cert_chain(str(cl), str(cl_key))
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
-                data = b""
-                while chunk := s.recv(4096):
-                    data += chunk
-        return data.split(b"\r\n\r\n", 1)[1]
+    def body(client):
+        return fetch(port, pki.ca, client=client).split(b"\r\n\r\n", 1)[1]
 
-    assert body(with_cert=True) == b"acme\n"
-    assert body(with_cert=False) == b"anonymous\n"
+    assert body(pki.client) == b"acme\n"
+    assert body(None) == b"anonymous\n"

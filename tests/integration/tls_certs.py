@@ -148,7 +148,8 @@ class CertFactory:
 
     def leaf(self, name, ca: Cert, sans=(), key="rsa", cn=None, org=None, usage="server",
              days=365, expired=False) -> Cert:
-        """A certificate for @sans (DNS names; "IP:..." entries are IP SANs) signed by @ca.
+        """A certificate for @sans (DNS names; "IP:", "URI:" and "email:" entries are those
+        kinds of SAN) signed by @ca.
         usage: "server" (serverAuth), "client" (clientAuth) or "both". expired=True makes one
         whose validity ended a year ago (notBefore 2020-01-01, notAfter 2021-01-01)."""
         sans = list(sans)
@@ -169,7 +170,7 @@ class CertFactory:
         ]
         if sans:
             lines.append("subjectAltName=" + ",".join(
-                s if s.startswith(("IP:", "DNS:")) else f"DNS:{s}" for s in sans))
+                s if s.startswith(("IP:", "DNS:", "URI:", "email:")) else f"DNS:{s}" for s in sans))
         ext = self._ext_file(name, lines)
         pem = self._path(name, ".pem")
         if expired:
